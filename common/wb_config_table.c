@@ -1,0 +1,76 @@
+/*
+ * wb_config_table.c — the one table of configuration properties. Every
+ * command's --help and the README's configuration reference
+ * (`waybill config-reference`) are generated from it, so a key documented
+ * anywhere is a key that works. Keys under "kafka." that are not listed here
+ * pass straight to librdkafka.
+ */
+#include "wb_common.h"
+
+#define ING WB_CMD_INGEST
+#define LED WB_CMD_LEDGER
+#define PRJ WB_CMD_PROJECTOR
+#define CLI WB_CMD_CLI
+#define ALL WB_CMD_ALL
+
+const struct wb_config_prop wb_config_props[] = {
+	/* shared */
+	{"kafka.bootstrap.servers", "127.0.0.1:9092", ING | LED | PRJ | CLI, 0,
+	 NULL, "Kafka brokers (host:port, comma-separated). Any other kafka.* "
+	       "key is passed to librdkafka as is."},
+	{"topic.prefix", "orders.", ALL, 0, NULL,
+	 "Prefix of every topic: <prefix>events, commands, ledger, status, "
+	 "dlq."},
+	{"log.level", "info", ALL, 0, NULL, "debug, info, warn or error."},
+
+	/* ledger */
+	{"ledger.data.dir", "data/ledger", LED | CLI, 0, NULL,
+	 "RocksDB directory of the ledger (also --data-dir)."},
+	{"ledger.group.id", "waybill-ledger", LED, 0, NULL,
+	 "Kafka consumer group of the ledger."},
+	{"ledger.instance.id", "waybill-ledger-0", LED, 0, NULL,
+	 "Static group membership id, so a restarted ledger gets its "
+	 "partitions back at once."},
+	{"ledger.batch.max", "20000", LED, 0, NULL,
+	 "Most records committed in one synced WriteBatch."},
+	{"ledger.batch.wait.ms", "20", LED, 0, NULL,
+	 "Longest wait to fill a batch once it holds a record."},
+	{"ledger.record.max.bytes", "262144", LED, 0, NULL,
+	 "Records larger than this go to the DLQ undecoded."},
+	{"ledger.sync", "true", LED, 0, NULL,
+	 "fsync the WAL on every batch. false loses durability on power "
+	 "loss; for experiments only."},
+	{"ledger.order.cache", "262144", LED, 0, NULL,
+	 "Per-order states kept in memory."},
+	{"ledger.publish", "true", LED, 0, NULL,
+	 "Publish committed entries to <prefix>ledger."},
+	{"ledger.stats.interval.ms", "10000", LED, 0, NULL,
+	 "How often the ledger logs its counters."},
+
+	/* ingest */
+	{"ingest.max.line.bytes", "1048576", ING, 0, NULL,
+	 "Longest accepted input line."},
+	{"ingest.flush.timeout.ms", "60000", ING, 0, NULL,
+	 "How long to wait for Kafka to acknowledge every event before "
+	 "giving up."},
+	{"ingest.source", NULL, ING, 0, NULL,
+	 "Value of the events' source field when the input has none "
+	 "(default: the mode, e.g. events)."},
+
+	/* audit CLI */
+	{"replay.order", NULL, CLI, 0, NULL,
+	 "replay: only this order id (also --order)."},
+	{"replay.partition", NULL, CLI, 0, NULL,
+	 "replay: only this partition (also --partition)."},
+	{"replay.from", NULL, CLI, 0, NULL,
+	 "replay: first seq (also --from)."},
+	{"replay.to", NULL, CLI, 0, NULL, "replay: last seq (also --to)."},
+	{"replay.type", NULL, CLI, 0, NULL,
+	 "replay: only this event type (also --type)."},
+	{"replay.since", NULL, CLI, 0, NULL,
+	 "replay: recorded_at at or after (epoch ms or RFC 3339; also "
+	 "--since)."},
+	{"replay.until", NULL, CLI, 0, NULL,
+	 "replay: recorded_at before (also --until)."},
+	{NULL, NULL, 0, 0, NULL, NULL},
+};

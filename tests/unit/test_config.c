@@ -1,0 +1,74 @@
+/* test_config.c — precedence of defaults, file, environment and flags. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "../tap.h"
+#include "wb_common.h"
+
+int main(void)
+{
+	char msg[256];
+	char path[] = "/tmp/wbcfgXXXXXX";
+	int fd = mkstemp(path);
+	const char *text = "# comment\n topic.prefix = t1. \n"
+			   "kafka.linger.ms=7\nledger.batch.max=10\n";
+	ok(write(fd, text, strlen(text)) == (ssize_t)strlen(text), "wrote");
+	close(fd);
+
+	setenv("WAYBILL_LEDGER_BATCH_MAX", "20", 1);
+	setenv("WAYBILL_KAFKA_MESSAGE_TIMEOUT_MS", "999", 1);
+	char *argv[] = {"prog", "--config", path, "--ledger.data.dir=/x",
+			"pos1", "--data-dir", "/y", "--kafka.acks=all", "-",
+			NULL};
+	struct wb_config_alias aliases[] = {{"data-dir", "ledger.data.dir"},
+					    {NULL, NULL}};
+	wb_config *cfg = wb_config_create(WB_CMD_LEDGER);
+	int npos;
+	char *pos[8];
+	bool help;
+	wb_err rc = wb_config_parse_args(cfg, 9, argv, aliases, &npos, pos,
+					 &help, msg, sizeof(msg));
+	ok(rc == WB_OK, "parse (%s)", msg);
+	ok(strcmp(wb_config_get(cfg, "topic.prefix"), "t1.") == 0,
+	   "file value trimmed");
+	ok(wb_config_get_int(cfg, "ledger.batch.max") == 20, "env beats file");
+	ok(strcmp(wb_config_get(cfg, "ledger.data.dir"), "/y") == 0,
+	   "later flag and alias win");
+	ok(strcmp(wb_config_get(cfg, "kafka.linger.ms"), "7") == 0,
+	   "kafka.* from file");
+	ok(strcmp(wb_config_get(cfg, "kafka.message.timeout.ms"), "999") == 0,
+	   "WAYBILL_KAFKA_* maps _ to .");
+	ok(npos == 2 && strcmp(pos[0], "pos1") == 0 && strcmp(pos[1], "-") == 0,
+	   "positional arguments kept in order");
+	ok(strcmp(wb_config_get(cfg, "kafka.bootstrap.servers"),
+		  "127.0.0.1:9092") == 0,
+	   "default");
+	ok(wb_config_set(cfg, "no.such.key", "1", msg, sizeof(msg)) ==
+		   WB_ECONFIG,
+	   "unknown key rejected: %s", msg);
+	wb_config_destroy(cfg);
+	wb_config_destroy(NULL);
+
+	cfg = wb_config_create(WB_CMD_LEDGER);
+	char *bad[] = {"prog", "--bogus=1", NULL};
+	ok(wb_config_parse_args(cfg, 2, bad, NULL, &npos, pos, &help, msg,
+				sizeof(msg)) == WB_ECONFIG,
+	   "unknown flag: %s", msg);
+	wb_config_destroy(cfg);
+
+	int64_t t;
+	ok(wb_parse_time_ms("2026-01-01T00:00:00Z", &t) && t == 1767225600000,
+	   "RFC 3339 UTC");
+	ok(wb_parse_time_ms("2026-01-01T01:00:00.5+01:00", &t) &&
+		   t == 1767225600500,
+	   "offset and fraction");
+	ok(wb_parse_time_ms("1970-01-19T03:45:21Z", &t) && t == 1568721000,
+	   "1970 dates");
+	ok(!wb_parse_time_ms("2026-13-01T00:00:00Z", &t), "bad month");
+	ok(!wb_parse_time_ms("1.569521782042E9", &t), "exponent not a time");
+	char buf[32];
+	wb_format_time_ms(1767225600123, buf);
+	ok(strcmp(buf, "2026-01-01T00:00:00.123Z") == 0, "format %s", buf);
+	unlink(path);
+	return tap_done();
+}
