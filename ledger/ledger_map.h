@@ -1,0 +1,36 @@
+/*
+ * ledger_map.h — a string -> int64 open-addressing hash map whose keys live
+ * in one arena, for the ledger's per-order version cache and the event ids
+ * of the batch being built. Internal to ledger/.
+ */
+#ifndef LEDGER_MAP_H
+#define LEDGER_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wb_common.h"
+
+struct ledger_map_slot {
+	uint64_t hash; /* 0 = empty */
+	size_t off;    /* key offset in keys */
+	size_t len;
+	int64_t val;
+};
+
+struct ledger_map {
+	struct ledger_map_slot *slots;
+	size_t cap; /* power of two */
+	size_t n;
+	wb_buf keys;
+};
+
+void ledger_map_init(struct ledger_map *m);
+void ledger_map_finish(struct ledger_map *m);
+void ledger_map_clear(struct ledger_map *m);
+/* Pointer to the value of key, or NULL. Valid until the next put/clear. */
+int64_t *ledger_map_get(struct ledger_map *m, const char *key, size_t len);
+void ledger_map_put(struct ledger_map *m, const char *key, size_t len,
+		    int64_t val);
+
+#endif
