@@ -1,0 +1,241 @@
+/*
+ * ingest_producer.c — the Kafka producer every ingest mode writes through.
+ *
+ * It exists so that each mode gets the same guarantees without repeating
+ * them: idempotence and acks=all (design.md §10: nothing accepted is lost
+ * or written twice by the client's own retries), murmur2_random so records
+ * land on the partitions a Java client would pick (conventions §1), a
+ * check that the topic exists before anything is queued (auto-creation is
+ * off, and a record for a missing topic would sit in the queue until
+ * message.timeout.ms), back-pressure on a full queue instead of dropping,
+ * and an exact count of acknowledged and failed records so the caller can
+ * say whether everything it accepted is in Kafka. Any kafka.* setting
+ * overrides the defaults below.
+ *
+ * Delivery reports are served from the caller's thread (rd_kafka_poll in
+ * send and flush), so the counters need no locking.
+ */
+#include "wb_ingest.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* How long to wait for topic metadata: long enough for a healthy cluster,
+ * short enough that a wrong address or topic is reported in seconds. */
+#define METADATA_TIMEOUT_MS 5000
+/* Serve delivery reports every this many records: each report frees its
+ * copy of the record, so waiting too long only holds memory, while
+ * polling on every record costs a lock per record. */
+#define POLL_EVERY 512
+
+struct wb_ingest_producer {
+	rd_kafka_t *rk;
+	rd_kafka_topic_t *rkt;
+	char *topic;
+	uint64_t sent, acked, failed;
+	unsigned since_poll;
+};
+
+/* Defaults for throughput and safety; a kafka.* key of the same name in
+ * the configuration wins. linger/batch sizes let the client build large
+ * batches at ~100k records/s; queue.buffering.max.messages bounds memory
+ * (about that many records may wait for the broker at once). */
+static const struct {
+	const char *key, *value;
+} defaults[] = {
+	{"client.id", "waybill-ingest"},
+	{"enable.idempotence", "true"},
+	{"acks", "all"},
+	{"partitioner", "murmur2_random"},
+	{"linger.ms", "10"},
+	{"batch.num.messages", "10000"},
+	{"batch.size", "1000000"},
+	{"queue.buffering.max.messages", "200000"},
+	{"compression.codec", "lz4"},
+};
+
+/* The event_id is the first field of an OrderEvent body, so a failed
+ * record can be named from its own bytes: no per-record bookkeeping on the
+ * hot path for the rare failure. */
+static void event_id_of(const rd_kafka_message_t *m, char *out, size_t outlen)
+{
+	const uint8_t *body, *p;
+	size_t bodylen, n;
+	snprintf(out, outlen, "?");
+	if (wb_avro_unframe(WB_SCHEMA_ORDER_EVENT, m->payload, m->len, &body,
+			    &bodylen, NULL, 0) != WB_OK)
+		return;
+	struct wb_avro_reader r = {body, body + bodylen, true};
+	if (wb_avro_get_bytes(&r, &p, &n))
+		snprintf(out, outlen, "%.*s", (int)(n < outlen ? n : outlen - 1),
+			 (const char *)p);
+}
+
+static void log_failure(const char *topic, const rd_kafka_message_t *m,
+			rd_kafka_resp_err_t err)
+{
+	char eid[257], key[257];
+	event_id_of(m, eid, sizeof(eid));
+	snprintf(key, sizeof(key), "%.*s",
+		 (int)(m->key_len < sizeof(key) ? m->key_len : sizeof(key) - 1),
+		 m->key ? (const char *)m->key : "");
+	wb_log(WB_LOG_ERROR, "delivery_failed",
+	       "topic=%s event_id=%s order_id=%s error=%s reason=%s",
+	       wb_log_q(topic), wb_log_q(eid), wb_log_q(key),
+	       rd_kafka_err2name(err), wb_log_q(rd_kafka_err2str(err)));
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+	(void)rk;
+	wb_ingest_producer *p = opaque;
+	if (m->err) {
+		p->failed++;
+		log_failure(p->topic, m, m->err);
+	} else {
+		p->acked++;
+	}
+}
+
+wb_ingest_producer *wb_ingest_producer_create(const wb_config *cfg,
+					      const char *topic, wb_err *err,
+					      char *msg, size_t msglen)
+{
+	wb_err dummy;
+	if (!err)
+		err = &dummy;
+	*err = WB_ECONFIG;
+	rd_kafka_conf_t *conf = wb_kafka_conf_new(cfg, msg, msglen);
+	if (!conf)
+		return NULL;
+	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+		char key[128];
+		snprintf(key, sizeof(key), "kafka.%s", defaults[i].key);
+		if (wb_config_get(cfg, key))
+			continue;
+		if (wb_kafka_conf_set(conf, defaults[i].key, defaults[i].value,
+				      msg, msglen) != WB_OK) {
+			rd_kafka_conf_destroy(conf);
+			return NULL;
+		}
+	}
+	wb_ingest_producer *p = wb_xcalloc(1, sizeof(*p));
+	p->topic = wb_xstrdup(topic);
+	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+	rd_kafka_conf_set_opaque(conf, p);
+	char errstr[512];
+	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (!p->rk) {
+		/* rd_kafka_new takes the conf only on success. */
+		rd_kafka_conf_destroy(conf);
+		wb_fail(msg, msglen, WB_ECONFIG, "kafka producer: %s", errstr);
+		wb_ingest_producer_destroy(p);
+		return NULL;
+	}
+	char sub[512];
+	if (wb_kafka_partition_count(p->rk, topic, METADATA_TIMEOUT_MS, sub,
+				     sizeof(sub)) < 1) {
+		*err = wb_fail(msg, msglen, WB_EKAFKA, "%s; brokers %s", sub,
+			       wb_config_get(cfg, "kafka.bootstrap.servers"));
+		wb_ingest_producer_destroy(p);
+		return NULL;
+	}
+	p->rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+	if (!p->rkt) {
+		*err = wb_fail(msg, msglen, WB_EKAFKA, "topic %s: %s", topic,
+			       rd_kafka_err2str(rd_kafka_last_error()));
+		wb_ingest_producer_destroy(p);
+		return NULL;
+	}
+	*err = WB_OK;
+	return p;
+}
+
+void wb_ingest_producer_destroy(wb_ingest_producer *p)
+{
+	if (!p)
+		return;
+	if (p->rkt)
+		rd_kafka_topic_destroy(p->rkt);
+	if (p->rk)
+		rd_kafka_destroy(p->rk);
+	free(p->topic);
+	free(p);
+}
+
+wb_err wb_ingest_producer_send(wb_ingest_producer *p,
+			       const struct wb_ingest_record *rec, char *msg,
+			       size_t msglen)
+{
+	for (;;) {
+		/* F_COPY: librdkafka copies value and key into the message's
+		 * own allocation, so the caller's buffer is reused at once. */
+		if (rd_kafka_produce(p->rkt, RD_KAFKA_PARTITION_UA,
+				     RD_KAFKA_MSG_F_COPY, (void *)rec->value,
+				     rec->value_len, rec->key, rec->key_len,
+				     NULL) == 0) {
+			p->sent++;
+			if (++p->since_poll >= POLL_EVERY) {
+				p->since_poll = 0;
+				rd_kafka_poll(p->rk, 0);
+			}
+			return WB_OK;
+		}
+		rd_kafka_resp_err_t err = rd_kafka_last_error();
+		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			/* Back-pressure: serving delivery reports frees
+			 * queue space; wait for some rather than drop. */
+			rd_kafka_poll(p->rk, 100);
+			continue;
+		}
+		if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+			return wb_fail(msg, msglen, WB_ETOOBIG,
+				       "encoded event is %zu bytes, over the "
+				       "producer's message.max.bytes",
+				       rec->value_len);
+		/* Anything else means the client cannot go on (e.g. a fatal
+		 * idempotence error): the record is accepted but failed. */
+		p->sent++;
+		p->failed++;
+		char reason[512];
+		if (err == RD_KAFKA_RESP_ERR__FATAL)
+			rd_kafka_fatal_error(p->rk, reason, sizeof(reason));
+		else
+			snprintf(reason, sizeof(reason), "%s",
+				 rd_kafka_err2str(err));
+		wb_log(WB_LOG_ERROR, "produce_failed",
+		       "topic=%s event_id=%s order_id=%s error=%s reason=%s",
+		       wb_log_q(p->topic), wb_log_q(rec->event_id),
+		       wb_log_q(rec->key), rd_kafka_err2name(err),
+		       wb_log_q(reason));
+		return wb_fail(msg, msglen, WB_EKAFKA, "produce to %s: %s",
+			       p->topic, reason);
+	}
+}
+
+wb_err wb_ingest_producer_flush(wb_ingest_producer *p, int timeout_ms,
+				char *msg, size_t msglen)
+{
+	if (rd_kafka_flush(p->rk, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR)
+		return WB_OK;
+	/* Whatever is left is purged so that its delivery reports (with
+	 * ERR__PURGE_*) are counted and logged as failures: the caller then
+	 * knows exactly which events to resend. An in-flight one may in fact
+	 * have been written; a resend is deduplicated by event_id. */
+	uint64_t pending = p->sent - (p->acked + p->failed);
+	rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+	rd_kafka_flush(p->rk, 1000);
+	return wb_fail(msg, msglen, WB_ETIMEOUT,
+		       "%" PRIu64 " events not acknowledged within %d ms; "
+		       "purged and counted as failed",
+		       pending, timeout_ms);
+}
+
+void wb_ingest_producer_counts(const wb_ingest_producer *p,
+			       struct wb_ingest_counts *out)
+{
+	out->sent = p->sent;
+	out->acked = p->acked;
+	out->failed = p->failed;
+}
