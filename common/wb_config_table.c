@@ -26,11 +26,13 @@ const struct wb_config_prop wb_config_props[] = {
 	/* ledger */
 	{"ledger.data.dir", "data/ledger", LED | CLI, 0, NULL,
 	 "RocksDB directory of the ledger (also --data-dir)."},
-	{"ledger.group.id", "waybill-ledger", LED, 0, NULL,
-	 "Kafka consumer group of the ledger."},
-	{"ledger.instance.id", "waybill-ledger-0", LED, 0, NULL,
+	{"ledger.group.id", NULL, LED, 0, NULL,
+	 "Kafka consumer group of the ledger (default: waybill-ledger.<topic "
+	 "prefix>, so ledgers of different prefixes never share a group)."},
+	{"ledger.instance.id", NULL, LED, 0, NULL,
 	 "Static group membership id, so a restarted ledger gets its "
-	 "partitions back at once."},
+	 "partitions back at once (default: derived from the group and the "
+	 "absolute data dir; one ledger per data dir)."},
 	{"ledger.batch.max", "20000", LED, 0, NULL,
 	 "Most records committed in one synced WriteBatch."},
 	{"ledger.batch.wait.ms", "20", LED, 0, NULL,

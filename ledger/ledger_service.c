@@ -45,6 +45,7 @@ struct svc {
 	rd_kafka_t *consumer, *producer;
 	rd_kafka_topic_t *ledger_topic, *dlq_topic;
 	char events_topic[256], ledger_name[256], dlq_name[256];
+	char group[256], instance[300];
 	int32_t ledger_partitions;
 
 	struct part *parts;
@@ -507,6 +508,37 @@ static rd_kafka_t *make_client(struct svc *s, rd_kafka_type_t type,
 	return rk;
 }
 
+/* Group and static-membership ids. Two ledgers must never share an
+ * instance id (the broker fences the older one), and ledgers of different
+ * topic prefixes must not share a group (the assignor would hand one the
+ * other's partitions). */
+static void default_group_ids(const wb_config *cfg, char *group,
+			      size_t glen, char *instance, size_t ilen)
+{
+	const char *g = wb_config_get(cfg, "ledger.group.id");
+	if (g) {
+		snprintf(group, glen, "%s", g);
+	} else {
+		const char *prefix = wb_config_get(cfg, "topic.prefix");
+		size_t n = strlen(prefix);
+		if (n && prefix[n - 1] == '.')
+			n--;
+		snprintf(group, glen, "waybill-ledger.%.*s", (int)n, prefix);
+	}
+	const char *i = wb_config_get(cfg, "ledger.instance.id");
+	if (i) {
+		snprintf(instance, ilen, "%s", i);
+		return;
+	}
+	char *abs = realpath(wb_config_get(cfg, "ledger.data.dir"), NULL);
+	const char *dir = abs ? abs : wb_config_get(cfg, "ledger.data.dir");
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	for (const char *p = dir; *p; p++)
+		h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+	free(abs);
+	snprintf(instance, ilen, "%s-%016llx", group, (unsigned long long)h);
+}
+
 static wb_err svc_setup(struct svc *s, char *msg, size_t msglen)
 {
 	const wb_config *cfg = s->cfg;
@@ -542,12 +574,11 @@ static wb_err svc_setup(struct svc *s, char *msg, size_t msglen)
 				  msglen);
 	if (!s->producer)
 		return WB_EKAFKA;
-	char instance[256];
-	snprintf(instance, sizeof(instance), "%s",
-		 wb_config_get(cfg, "ledger.instance.id"));
+	default_group_ids(cfg, s->group, sizeof(s->group), s->instance,
+			  sizeof(s->instance));
 	const char *consumer_kv[] = {
-		"group.id", wb_config_get(cfg, "ledger.group.id"),
-		"group.instance.id", instance,
+		"group.id", s->group,
+		"group.instance.id", s->instance,
 		"enable.auto.commit", "false",
 		"enable.auto.offset.store", "false",
 		"auto.offset.reset", "error",
@@ -683,6 +714,10 @@ static void run_loop(struct svc *s)
 		else if (!s->batch_records)
 			commit_batch(s, false); /* outbox cursor, at most 1/s */
 		rd_kafka_poll(s->producer, 0);
+		char ferr[256];
+		if (rd_kafka_fatal_error(s->consumer, ferr, sizeof(ferr)) ||
+		    rd_kafka_fatal_error(s->producer, ferr, sizeof(ferr)))
+			fatal(s, "Kafka client failed: %s", ferr);
 		if (s->dlq_resend) {
 			s->dlq_resend = false;
 			wb_ledger_dlq_each(s->store, dlq_resend_one, s);
@@ -733,8 +768,9 @@ int wb_ledger_service_run(const wb_config *cfg)
 		return rc == WB_ECONFIG ? 2 : 1;
 	}
 	wb_log(WB_LOG_INFO, "started",
-	       "events=%s ledger=%s dlq=%s data_dir=%s sync=%s batch_max=%lld",
-	       s.events_topic, s.ledger_name, s.dlq_name,
+	       "events=%s ledger=%s dlq=%s group=%s instance=%s data_dir=%s "
+	       "sync=%s batch_max=%lld",
+	       s.events_topic, s.ledger_name, s.dlq_name, s.group, s.instance,
 	       wb_log_q(wb_config_get(cfg, "ledger.data.dir")),
 	       wb_config_get(cfg, "ledger.sync"), (long long)s.batch_max);
 	run_loop(&s);
