@@ -185,9 +185,10 @@ void wb_config_print_reference(FILE *out);
 
 #include <librdkafka/rdkafka.h>
 
-/* A librdkafka configuration from every kafka.* key of cfg (plus the
- * defaults Waybill relies on, e.g. partitioner=murmur2_random), with its log
- * and error callbacks routed into wb_log. NULL with msg on a bad key. */
+/* A librdkafka configuration from every kafka.* key of cfg, with its log
+ * and error callbacks routed into wb_log. NULL with msg on a bad key.
+ * Producers that partition by key set partitioner=murmur2_random
+ * themselves (before the kafka.* keys), to match Java clients. */
 rd_kafka_conf_t *wb_kafka_conf_new(const wb_config *cfg, char *msg,
 				   size_t msglen);
 /* Sets one librdkafka property; wb_err with librdkafka's message. */

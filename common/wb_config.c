@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <librdkafka/rdkafka.h>
+
 extern char **environ;
 
 struct kv {
@@ -153,6 +155,21 @@ static void env_name(const char *key, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
+/* Whether librdkafka knows the property. WAYBILL_KAFKA_* also names
+ * settings of ops/kafka (WAYBILL_KAFKA_PORT, ..._DIR), which must not turn
+ * into client properties. */
+static bool is_rdkafka_property(const char *name, const char *value)
+{
+	rd_kafka_conf_t *probe = rd_kafka_conf_new();
+	char errstr[256];
+	/* UNKNOWN only for names librdkafka lacks; a bad value is INVALID
+	 * and is reported properly when the real client is configured. */
+	bool known = rd_kafka_conf_set(probe, name, value, errstr,
+				       sizeof(errstr)) != RD_KAFKA_CONF_UNKNOWN;
+	rd_kafka_conf_destroy(probe);
+	return known;
+}
+
 wb_err wb_config_load_env(wb_config *cfg, char *msg, size_t msglen)
 {
 	char name[256];
@@ -181,7 +198,7 @@ wb_err wb_config_load_env(wb_config *cfg, char *msg, size_t msglen)
 		     p++)
 			key[o++] = *p == '_' ? '.' : (char)tolower((unsigned char)*p);
 		key[o] = '\0';
-		if (prop_find(key))
+		if (prop_find(key) || !is_rdkafka_property(key + 6, eq + 1))
 			continue;
 		kv_put(cfg, key, eq + 1, true);
 	}

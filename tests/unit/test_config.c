@@ -17,6 +17,7 @@ int main(void)
 
 	setenv("WAYBILL_LEDGER_BATCH_MAX", "20", 1);
 	setenv("WAYBILL_KAFKA_MESSAGE_TIMEOUT_MS", "999", 1);
+	setenv("WAYBILL_KAFKA_PORT", "19092", 1);
 	char *argv[] = {"prog", "--config", path, "--ledger.data.dir=/x",
 			"pos1", "--data-dir", "/y", "--kafka.acks=all", "-",
 			NULL};
@@ -36,8 +37,10 @@ int main(void)
 	   "later flag and alias win");
 	ok(strcmp(wb_config_get(cfg, "kafka.linger.ms"), "7") == 0,
 	   "kafka.* from file");
-	ok(strcmp(wb_config_get(cfg, "kafka.message.timeout.ms"), "999") == 0,
-	   "WAYBILL_KAFKA_* maps _ to .");
+	const char *mt = wb_config_get(cfg, "kafka.message.timeout.ms");
+	ok(mt && strcmp(mt, "999") == 0, "WAYBILL_KAFKA_* maps _ to .");
+	ok(wb_config_get(cfg, "kafka.port") == NULL,
+	   "WAYBILL_KAFKA_PORT (an ops/kafka setting) is not a client key");
 	ok(npos == 2 && strcmp(pos[0], "pos1") == 0 && strcmp(pos[1], "-") == 0,
 	   "positional arguments kept in order");
 	ok(strcmp(wb_config_get(cfg, "kafka.bootstrap.servers"),
