@@ -113,13 +113,29 @@ wb_err wb_config_load_file(wb_config *cfg, const char *path, char *msg,
 			   size_t msglen)
 {
 	char *text = NULL;
-	wb_err rc = wb_read_file(path, 1 << 20, &text, NULL, msg, msglen);
+	size_t len = 0;
+	wb_err rc = wb_read_file(path, 1 << 20, &text, &len, msg, msglen);
 	if (rc != WB_OK)
 		return rc;
+	/* A NUL would end the text early: the lines after it would be
+	 * dropped without a word. */
+	const char *nul = memchr(text, '\0', len);
+	if (nul) {
+		int at = 1;
+		for (const char *p = text; p < nul; p++)
+			at += *p == '\n';
+		rc = wb_fail(msg, msglen, WB_ECONFIG, "%s:%d: NUL byte", path,
+			     at);
+		free(text);
+		return rc;
+	}
+	/* Line by line (not strtok, which skips blank lines and so would
+	 * misnumber every line after one). */
 	int lineno = 0;
-	char *save = NULL;
-	for (char *line = strtok_r(text, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
+	for (char *line = text, *next; line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
 		lineno++;
 		char *s = trim(line);
 		if (*s == '\0' || *s == '#')

@@ -1,4 +1,5 @@
 /* test_config.c — precedence of defaults, file, environment and flags. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -58,6 +59,31 @@ int main(void)
 				sizeof(msg)) == WB_ECONFIG,
 	   "unknown flag: %s", msg);
 	wb_config_destroy(cfg);
+
+	/* Errors name the right line, blank lines included, and a NUL byte
+	 * is an error rather than the end of the file. */
+	static const struct {
+		const char *text;
+		size_t len;
+		const char *where;
+	} bad_files[] = {
+#define BAD_FILE(text, where) {text, sizeof(text) - 1, where}
+		BAD_FILE("topic.prefix=x\n\n\nbogus\n", ":4: expected key=value"),
+		BAD_FILE("topic.prefix=x\n\0log.level=nope\n", ":2: NUL byte"),
+#undef BAD_FILE
+	};
+	for (size_t i = 0; i < sizeof(bad_files) / sizeof(bad_files[0]); i++) {
+		fd = open(path, O_WRONLY | O_TRUNC);
+		ok(write(fd, bad_files[i].text, bad_files[i].len) ==
+			   (ssize_t)bad_files[i].len,
+		   "wrote bad file %zu", i);
+		close(fd);
+		cfg = wb_config_create(WB_CMD_LEDGER);
+		rc = wb_config_load_file(cfg, path, msg, sizeof(msg));
+		ok(rc == WB_ECONFIG && strstr(msg, bad_files[i].where),
+		   "bad file %zu rejected: %s", i, msg);
+		wb_config_destroy(cfg);
+	}
 
 	int64_t t;
 	ok(wb_parse_time_ms("2026-01-01T00:00:00Z", &t) && t == 1767225600000,
