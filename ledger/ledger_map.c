@@ -1,7 +1,8 @@
 /*
  * ledger_map.c — see ledger_map.h. Linear probing at load <= 1/2 with a
- * 64-bit FNV-1a hash; keys are appended to one arena so a clear is O(1)
- * in allocations.
+ * 64-bit FNV-1a hash; keys are appended to one arena, and a clear bumps a
+ * generation number instead of wiping the slots, so clearing a large map
+ * after every batch costs nothing.
  */
 #include "ledger_map.h"
 
@@ -22,6 +23,7 @@ void ledger_map_init(struct ledger_map *m)
 {
 	m->cap = 1024;
 	m->n = 0;
+	m->gen = 1;
 	m->slots = wb_xcalloc(m->cap, sizeof(*m->slots));
 	wb_buf_init(&m->keys);
 }
@@ -36,8 +38,10 @@ void ledger_map_finish(struct ledger_map *m)
 
 void ledger_map_clear(struct ledger_map *m)
 {
-	if (m->n)
+	if (m->n && ++m->gen == 0) {
 		memset(m->slots, 0, m->cap * sizeof(*m->slots));
+		m->gen = 1;
+	}
 	m->n = 0;
 	wb_buf_reset(&m->keys);
 }
@@ -48,7 +52,7 @@ static struct ledger_map_slot *find(struct ledger_map *m, uint64_t h,
 	size_t mask = m->cap - 1;
 	for (size_t i = h & mask;; i = (i + 1) & mask) {
 		struct ledger_map_slot *s = &m->slots[i];
-		if (s->hash == 0)
+		if (!ledger_map_used(m, s))
 			return s;
 		if (s->hash == h && s->len == len &&
 		    memcmp(m->keys.data + s->off, key, len) == 0)
@@ -59,7 +63,7 @@ static struct ledger_map_slot *find(struct ledger_map *m, uint64_t h,
 int64_t *ledger_map_get(struct ledger_map *m, const char *key, size_t len)
 {
 	struct ledger_map_slot *s = find(m, hash_key(key, len), key, len);
-	return s->hash ? &s->val : NULL;
+	return ledger_map_used(m, s) ? &s->val : NULL;
 }
 
 static void grow(struct ledger_map *m)
@@ -69,10 +73,10 @@ static void grow(struct ledger_map *m)
 	m->cap *= 2;
 	m->slots = wb_xcalloc(m->cap, sizeof(*m->slots));
 	for (size_t i = 0; i < oldcap; i++) {
-		if (!old[i].hash)
+		if (!ledger_map_used(m, &old[i]))
 			continue;
 		size_t mask = m->cap - 1, j = old[i].hash & mask;
-		while (m->slots[j].hash)
+		while (ledger_map_used(m, &m->slots[j]))
 			j = (j + 1) & mask;
 		m->slots[j] = old[i];
 	}
@@ -84,7 +88,7 @@ void ledger_map_put(struct ledger_map *m, const char *key, size_t len,
 {
 	uint64_t h = hash_key(key, len);
 	struct ledger_map_slot *s = find(m, h, key, len);
-	if (s->hash) {
+	if (ledger_map_used(m, s)) {
 		s->val = val;
 		return;
 	}
@@ -93,6 +97,7 @@ void ledger_map_put(struct ledger_map *m, const char *key, size_t len,
 		s = find(m, h, key, len);
 	}
 	s->hash = h;
+	s->gen = m->gen;
 	s->off = m->keys.len;
 	s->len = len;
 	s->val = val;

@@ -13,6 +13,7 @@
 
 struct ledger_map_slot {
 	uint64_t hash; /* 0 = empty */
+	uint32_t gen;  /* the slot is in use only if gen == map gen */
 	size_t off;    /* key offset in keys */
 	size_t len;
 	int64_t val;
@@ -22,8 +23,16 @@ struct ledger_map {
 	struct ledger_map_slot *slots;
 	size_t cap; /* power of two */
 	size_t n;
+	uint32_t gen;
 	wb_buf keys;
 };
+
+/* Whether slot s holds a key. */
+static inline int ledger_map_used(const struct ledger_map *m,
+				  const struct ledger_map_slot *s)
+{
+	return s->hash != 0 && s->gen == m->gen;
+}
 
 void ledger_map_init(struct ledger_map *m);
 void ledger_map_finish(struct ledger_map *m);

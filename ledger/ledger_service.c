@@ -189,25 +189,18 @@ static bool produce(struct svc *s, rd_kafka_topic_t *t, int32_t partition,
 	}
 }
 
-/* Publishes one committed entry to <prefix>ledger partition p. */
+/* Publishes one committed entry to <prefix>ledger partition p, keyed by
+ * its order id. */
 static bool publish_entry(struct svc *s, int32_t p, int64_t seq,
+			  const char *order_id, size_t order_len,
 			  const uint8_t *entry, size_t len, wb_buf *scratch)
 {
-	struct wb_entry e;
-	struct wb_event_view v;
-	char msg[256];
-	if (wb_entry_parse(entry, len, &e, msg, sizeof(msg)) ||
-	    wb_event_peek(e.event, e.event_len, &v, msg, sizeof(msg))) {
-		fatal(s, "stored entry %d/%lld unreadable: %s", p,
-		      (long long)seq, msg);
-		return false;
-	}
 	wb_buf_reset(scratch);
 	wb_avro_frame(WB_SCHEMA_LEDGER_ENTRY, scratch);
 	wb_buf_append(scratch, entry, len);
 	uint64_t tag = (uint64_t)seq << 16 | (uint32_t)p;
-	if (!produce(s, s->ledger_topic, p, v.order_id.p, v.order_id.n,
-		     scratch, tag, NULL))
+	if (!produce(s, s->ledger_topic, p, order_id, order_len, scratch, tag,
+		     NULL))
 		return false;
 	part_get(s, p)->sent = seq;
 	return true;
@@ -239,14 +232,22 @@ static void pump_backlog(struct svc *s)
 		size_t len;
 		while (budget-- > 0 && wb_ledger_iter_next(it, &entry, &len)) {
 			struct wb_entry e;
-			char msg[128];
+			struct wb_event_view v;
+			char msg[256];
 			if (wb_entry_parse(entry, len, &e, msg, sizeof(msg)) ||
-			    e.seq != pt->sent + 1) {
+			    wb_event_peek(e.event, e.event_len, &v, msg,
+					  sizeof(msg))) {
+				fatal(s, "stored entry %d/%lld unreadable: %s",
+				      p, (long long)(pt->sent + 1), msg);
+				break;
+			}
+			if (e.seq != pt->sent + 1) {
 				fatal(s, "partition %d: log gap after seq %lld",
 				      p, (long long)pt->sent);
 				break;
 			}
-			if (!publish_entry(s, p, e.seq, entry, len, &scratch))
+			if (!publish_entry(s, p, e.seq, v.order_id.p,
+					   v.order_id.n, entry, len, &scratch))
 				break;
 		}
 		wb_ledger_iter_destroy(it);
@@ -416,8 +417,9 @@ static void commit_batch(struct svc *s, bool force)
 			wb_ledger_batch_entry(s->store, i, &a);
 			if (a.seq != part_get(s, a.partition)->sent + 1)
 				continue; /* backlog first: pump sends it */
-			publish_entry(s, a.partition, a.seq, a.entry,
-				      a.entry_len, &scratch);
+			publish_entry(s, a.partition, a.seq, a.order_id,
+				      strlen(a.order_id), a.entry, a.entry_len,
+				      &scratch);
 		}
 		wb_buf_finish(&scratch);
 	}
@@ -722,7 +724,10 @@ static void run_loop(struct svc *s)
 			s->dlq_resend = false;
 			wb_ledger_dlq_each(s->store, dlq_resend_one, s);
 		}
-		pump_backlog(s);
+		/* Heads include staged entries; only when no batch is open
+		 * are they all committed and safe to publish. */
+		if (!s->batch_records)
+			pump_backlog(s);
 		int64_t now = wb_mono_us();
 		if (now - s->last_kafka_commit_us > 1000000) {
 			commit_kafka_offsets(s);

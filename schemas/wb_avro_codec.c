@@ -18,34 +18,53 @@
 
 #define MAX_DEPTH 64
 
+/* Where the codec is in the value, kept as a stack of frames and turned
+ * into text ("$.payload.lines[2]") only when an error is reported: the
+ * happy path must not pay for formatting. */
+struct frame {
+	const char *field; /* NULL for an array index */
+	size_t index;
+};
+
 struct path {
-	char buf[256];
-	size_t len;
+	const char *root;
+	struct frame f[MAX_DEPTH + 2];
+	size_t depth;
 };
 
 static size_t path_push_field(struct path *p, const char *name)
 {
-	size_t old = p->len;
-	int n = snprintf(p->buf + p->len, sizeof(p->buf) - p->len, ".%s",
-			 name);
-	if (n > 0 && p->len + (size_t)n < sizeof(p->buf))
-		p->len += (size_t)n;
+	size_t old = p->depth;
+	if (p->depth < MAX_DEPTH + 2)
+		p->f[p->depth++] = (struct frame){name, 0};
 	return old;
 }
 
 static size_t path_push_index(struct path *p, size_t i)
 {
-	size_t old = p->len;
-	int n = snprintf(p->buf + p->len, sizeof(p->buf) - p->len, "[%zu]", i);
-	if (n > 0 && p->len + (size_t)n < sizeof(p->buf))
-		p->len += (size_t)n;
+	size_t old = p->depth;
+	if (p->depth < MAX_DEPTH + 2)
+		p->f[p->depth++] = (struct frame){NULL, i};
 	return old;
 }
 
 static void path_pop(struct path *p, size_t old)
 {
-	p->len = old;
-	p->buf[old] = '\0';
+	p->depth = old;
+}
+
+static void path_render(const struct path *p, char *out, size_t outlen)
+{
+	size_t o = (size_t)snprintf(out, outlen, "%s", p->root);
+	for (size_t i = 0; i < p->depth && o < outlen; i++) {
+		int n = p->f[i].field
+				? snprintf(out + o, outlen - o, ".%s", p->f[i].field)
+				: snprintf(out + o, outlen - o, "[%zu]",
+					   p->f[i].index);
+		if (n < 0)
+			break;
+		o += (size_t)n;
+	}
 }
 
 struct ctx {
@@ -63,7 +82,9 @@ __attribute__((format(printf, 3, 4))) static wb_err fail(struct ctx *c,
 	va_start(ap, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, ap);
 	va_end(ap);
-	return wb_fail(c->msg, c->msglen, code, "%s: %s", c->path.buf, detail);
+	char where[256];
+	path_render(&c->path, where, sizeof(where));
+	return wb_fail(c->msg, c->msglen, code, "%s: %s", where, detail);
 }
 
 bool wb_utf8_valid(const uint8_t *s, size_t n)
@@ -360,7 +381,7 @@ static wb_err enc(struct ctx *c, const struct wb_avro_node *n, json_t *j,
 wb_err wb_avro_encode(wb_schema_id id, json_t *value, wb_buf *out,
 		      char *msg, size_t msglen)
 {
-	struct ctx c = {.path = {"$", 1}, .msg = msg, .msglen = msglen};
+	struct ctx c = {.path = {.root = "$"}, .msg = msg, .msglen = msglen};
 	size_t start = out->len;
 	wb_err rc = enc(&c, wb_avro_root(id), value, NULL, out, 0);
 	if (rc)
@@ -588,7 +609,7 @@ static wb_err decode_all(wb_schema_id id, const uint8_t *body, size_t len,
 			 json_t **out, bool *canonical, char *msg,
 			 size_t msglen)
 {
-	struct ctx c = {.path = {"$", 1}, .msg = msg, .msglen = msglen};
+	struct ctx c = {.path = {.root = "$"}, .msg = msg, .msglen = msglen};
 	if (len > WB_AVRO_MAX_BODY)
 		return wb_fail(msg, msglen, WB_ETOOBIG,
 			       "Avro body of %zu bytes over the %u cap", len,
@@ -625,8 +646,6 @@ wb_err wb_avro_validate(wb_schema_id id, const uint8_t *body, size_t len,
 wb_err wb_avro_skip(const struct wb_avro_node *n, struct wb_avro_reader *r,
 		    const char *where, char *msg, size_t msglen)
 {
-	struct ctx c = {.msg = msg, .msglen = msglen};
-	snprintf(c.path.buf, sizeof(c.path.buf), "%s", where);
-	c.path.len = strlen(c.path.buf);
+	struct ctx c = {.path = {.root = where}, .msg = msg, .msglen = msglen};
 	return dec(&c, n, r, NULL, 0);
 }
