@@ -45,21 +45,6 @@ struct staged_offset {
 	int64_t next;
 };
 
-/* An index record (dedupe, by_order, orders) held back until commit, when
- * each family's records are put in key order: RocksDB's skiplist reuses
- * its last insert position for ascending keys, which made index inserts
- * several times cheaper than random order (the largest cost in a
- * callgrind profile). Key and value bytes live in the kv arena. */
-struct staged_kv {
-	size_t off;     /* key, then value, in l->kv */
-	uint32_t klen, vlen;
-};
-
-struct staged_list {
-	struct staged_kv *v;
-	size_t n, cap;
-};
-
 struct batch_entry {
 	int32_t partition;
 	int64_t seq, version;
@@ -89,8 +74,6 @@ struct wb_ledger {
 	size_t nentries, capentries;
 	struct ledger_map batch_ids;
 	struct ledger_map batch_orders; /* order id -> version, written once */
-	wb_buf kv;                      /* staged index keys and values */
-	struct staged_list dedupe, by_order, order_states;
 	struct staged_offset *offsets;
 	size_t noffsets, capoffsets;
 	size_t nputs;
@@ -261,7 +244,6 @@ wb_err wb_ledger_open(const struct wb_ledger_options *o, wb_ledger **out,
 	l->ro = rocksdb_readoptions_create();
 	l->wb = rocksdb_writebatch_create();
 	wb_buf_init(&l->arena);
-	wb_buf_init(&l->kv);
 	ledger_map_init(&l->orders);
 	ledger_map_init(&l->batch_ids);
 	ledger_map_init(&l->batch_orders);
@@ -299,10 +281,7 @@ void wb_ledger_close(wb_ledger *l)
 	ledger_map_finish(&l->batch_ids);
 	ledger_map_finish(&l->batch_orders);
 	wb_buf_finish(&l->arena);
-	wb_buf_finish(&l->kv);
-	free(l->dedupe.v);
-	free(l->by_order.v);
-	free(l->order_states.v);
+
 	free(l->entries);
 	free(l->offsets);
 	free(l->heads);
@@ -353,41 +332,6 @@ void wb_ledger_batch_begin(wb_ledger *l)
 	l->nputs = 0;
 	ledger_map_clear(&l->batch_ids);
 	ledger_map_clear(&l->batch_orders);
-	wb_buf_reset(&l->kv);
-	l->dedupe.n = l->by_order.n = l->order_states.n = 0;
-}
-
-static void stage_kv(wb_ledger *l, struct staged_list *list, const void *k,
-		     size_t klen, const void *v, size_t vlen)
-{
-	if (list->n == list->cap) {
-		list->cap = list->cap ? 2 * list->cap : 1024;
-		list->v = wb_xrealloc(list->v, list->cap * sizeof(*list->v));
-	}
-	list->v[list->n++] = (struct staged_kv){l->kv.len, (uint32_t)klen,
-					       (uint32_t)vlen};
-	wb_buf_append(&l->kv, k, klen);
-	wb_buf_append(&l->kv, v, vlen);
-}
-
-static int kv_cmp(const void *a, const void *b, void *base_)
-{
-	const struct staged_kv *x = a, *y = b;
-	const uint8_t *base = base_;
-	size_t n = x->klen < y->klen ? x->klen : y->klen;
-	int c = memcmp(base + x->off, base + y->off, n);
-	return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
-}
-
-static void put_sorted(wb_ledger *l, struct staged_list *list, int cf)
-{
-	qsort_r(list->v, list->n, sizeof(*list->v), kv_cmp, l->kv.data);
-	for (size_t i = 0; i < list->n; i++) {
-		const struct staged_kv *e = &list->v[i];
-		const char *k = (const char *)l->kv.data + e->off;
-		rocksdb_writebatch_put_cf(l->wb, l->cf[cf], k, e->klen,
-					  k + e->klen, e->vlen);
-	}
 }
 
 bool wb_ledger_batch_empty(const wb_ledger *l)
@@ -462,8 +406,10 @@ wb_err wb_ledger_batch_append(wb_ledger *l, int32_t partition,
 	memcpy(okey, v->order_id.p, v->order_id.n);
 	okey[v->order_id.n] = 0;
 	be64(okey + v->order_id.n + 1, (uint64_t)version);
-	stage_kv(l, &l->by_order, okey, v->order_id.n + 9, loc, 12);
-	stage_kv(l, &l->dedupe, v->event_id.p, v->event_id.n, loc, 12);
+	rocksdb_writebatch_put_cf(l->wb, l->cf[CF_BY_ORDER], (char *)okey,
+				  v->order_id.n + 9, (char *)loc, 12);
+	rocksdb_writebatch_put_cf(l->wb, l->cf[CF_DEDUPE], v->event_id.p,
+				  v->event_id.n, (char *)loc, 12);
 	l->nputs += 3;
 	/* the order's state is written once per batch, at commit */
 	ledger_map_put(&l->batch_orders, v->order_id.p, v->order_id.n, version);
@@ -572,13 +518,11 @@ wb_err wb_ledger_batch_commit(wb_ledger *l, char *msg, size_t msglen)
 			continue;
 		uint8_t state[9] = {ORDER_STATE_V1};
 		be64(state + 1, (uint64_t)o->val);
-		stage_kv(l, &l->order_states,
-			 l->batch_orders.keys.data + o->off, o->len, state,
-			 sizeof(state));
+		rocksdb_writebatch_put_cf(
+			l->wb, l->cf[CF_ORDERS],
+			(const char *)l->batch_orders.keys.data + o->off,
+			o->len, (char *)state, sizeof(state));
 	}
-	put_sorted(l, &l->dedupe, CF_DEDUPE);
-	put_sorted(l, &l->by_order, CF_BY_ORDER);
-	put_sorted(l, &l->order_states, CF_ORDERS);
 	for (size_t i = 0; i < l->noffsets; i++) {
 		struct staged_offset *s = &l->offsets[i];
 		uint8_t key[200], val[8];
