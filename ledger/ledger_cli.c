@@ -153,35 +153,77 @@ static int cmd_verify(const wb_config *cfg)
 	return 1;
 }
 
+struct stats_ctx {
+	json_t *offsets;
+	int32_t max_partition;
+};
+
+static void stats_offset(const char *topic, int32_t partition, int64_t next,
+			 void *ud)
+{
+	struct stats_ctx *c = ud;
+	json_t *t = json_object_get(c->offsets, topic);
+	if (!t) {
+		t = json_object();
+		json_object_set_new(c->offsets, topic, t);
+	}
+	char p[16];
+	snprintf(p, sizeof(p), "%d", partition);
+	json_object_set_new(t, p, json_integer(next));
+	if (partition > c->max_partition)
+		c->max_partition = partition;
+}
+
+/* Every partition with entries or a stored offset, whatever the topic
+ * prefix: the ledger records the topic names it consumed. */
 static int cmd_stats(const wb_config *cfg)
 {
 	wb_ledger *l = open_ro(cfg);
 	if (!l)
 		return 1;
-	char topic[256];
-	wb_kafka_topic(cfg, "events", topic, sizeof(topic));
+	struct stats_ctx c = {json_object(), -1};
+	wb_ledger_offsets_each(l, stats_offset, &c);
+	int32_t np = wb_ledger_partition_count(l);
+	if (c.max_partition + 1 > np)
+		np = c.max_partition + 1;
 	json_t *parts = json_array();
 	int64_t total = 0;
-	for (int32_t p = 0; p < wb_ledger_partition_count(l); p++) {
+	for (int32_t p = 0; p < np; p++) {
 		int64_t seq;
 		uint8_t hash[WB_HASH_LEN];
 		char hex[2 * WB_HASH_LEN + 1];
 		wb_ledger_head(l, p, &seq, hash);
 		wb_hex(hash, WB_HASH_LEN, hex);
 		total += seq;
-		json_array_append_new(
-			parts, json_pack("{s:i,s:I,s:s,s:I,s:I}", "partition", p,
-					 "head_seq", (json_int_t)seq, "head_hash",
-					 hex, "published_seq",
-					 (json_int_t)wb_ledger_published(l, p),
-					 "next_offset",
-					 (json_int_t)wb_ledger_offset(l, topic, p)));
+		json_t *o = json_pack("{s:i,s:I,s:s,s:I}", "partition", p,
+				      "head_seq", (json_int_t)seq, "head_hash",
+				      hex, "published_seq",
+				      (json_int_t)wb_ledger_published(l, p));
+		/* next_offset of each consumed topic, for this partition */
+		const char *topic;
+		json_t *offs;
+		json_t *next = json_object();
+		json_object_foreach(c.offsets, topic, offs) {
+			char ps[16];
+			snprintf(ps, sizeof(ps), "%d", p);
+			json_t *v = json_object_get(offs, ps);
+			if (v)
+				json_object_set(next, topic, v);
+		}
+		json_object_set_new(o, "next_offset", next);
+		json_array_append_new(parts, o);
 	}
-	json_t *o = json_pack("{s:I,s:o}", "entries", (json_int_t)total,
-			      "partitions", parts);
+	json_t *topics = json_array();
+	const char *topic;
+	json_t *offs;
+	json_object_foreach(c.offsets, topic, offs)
+		json_array_append_new(topics, json_string(topic));
+	json_t *o = json_pack("{s:I,s:o,s:o}", "entries", (json_int_t)total,
+			      "topics", topics, "partitions", parts);
 	json_dumpf(o, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', stdout);
 	json_decref(o);
+	json_decref(c.offsets);
 	wb_ledger_close(l);
 	return 0;
 }

@@ -740,6 +740,28 @@ void wb_ledger_iter_destroy(wb_ledger_iter *it)
 	free(it);
 }
 
+void wb_ledger_offsets_each(wb_ledger *l,
+			    void (*fn)(const char *topic, int32_t partition,
+				       int64_t next, void *ud),
+			    void *ud)
+{
+	rocksdb_iterator_t *it =
+		rocksdb_create_iterator_cf(l->db, l->ro, l->cf[CF_OFFSETS]);
+	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+		if (kl < 6 || k[kl - 5] != 0 || vl != 8)
+			continue;
+		char topic[200];
+		snprintf(topic, sizeof(topic), "%.*s", (int)(kl - 5),
+			 (const char *)k);
+		fn(topic, (int32_t)rd32(k + kl - 4), (int64_t)rd64(v), ud);
+	}
+	rocksdb_iter_destroy(it);
+}
+
 void wb_ledger_dlq_each(wb_ledger *l,
 			void (*fn)(const struct wb_dlq_record *r, void *ud),
 			void *ud)
@@ -806,6 +828,22 @@ static void verify_fail(struct wb_verify_result *r, int32_t p, int64_t seq,
 	va_end(ap);
 }
 
+/* The stored chain head must be the last entry: same seq, same hash. */
+static void head_mismatch(struct wb_verify_result *r, int32_t p,
+			  int64_t last_seq, const uint8_t *last_hash,
+			  int64_t head_seq, const uint8_t *head_hash)
+{
+	if (head_seq != last_seq)
+		verify_fail(r, p, last_seq,
+			    "the stored chain head says seq %lld, the log ends "
+			    "at %lld",
+			    (long long)head_seq, (long long)last_seq);
+	else if (memcmp(head_hash, last_hash, WB_HASH_LEN))
+		verify_fail(r, p, last_seq,
+			    "the stored chain head's hash differs from this "
+			    "entry's");
+}
+
 static void verify_chain(wb_ledger *l, struct wb_verify_result *r)
 {
 	rocksdb_iterator_t *it =
@@ -830,11 +868,8 @@ static void verify_chain(wb_ledger *l, struct wb_verify_result *r)
 				int64_t hs;
 				uint8_t hh[WB_HASH_LEN];
 				wb_ledger_head(l, cur, &hs, hh);
-				if (hs != last_seq ||
-				    memcmp(hh, last_hash, WB_HASH_LEN))
-					verify_fail(r, cur, last_seq,
-						    "chain head says seq %lld",
-						    (long long)hs);
+				head_mismatch(r, cur, last_seq, last_hash, hs,
+					      hh);
 			}
 			cur = p;
 			last_seq = 0;
@@ -888,9 +923,7 @@ static void verify_chain(wb_ledger *l, struct wb_verify_result *r)
 		int64_t hs;
 		uint8_t hh[WB_HASH_LEN];
 		wb_ledger_head(l, cur, &hs, hh);
-		if (hs != last_seq || memcmp(hh, last_hash, WB_HASH_LEN))
-			verify_fail(r, cur, last_seq,
-				    "chain head says seq %lld", (long long)hs);
+		head_mismatch(r, cur, last_seq, last_hash, hs, hh);
 	}
 	for (int32_t p = cur + 1; r->ok && p < l->nheads; p++)
 		if (l->heads[p].seq)

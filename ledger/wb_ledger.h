@@ -144,6 +144,12 @@ wb_err wb_ledger_iter_error(const wb_ledger_iter *it, char *msg,
 			    size_t msglen);
 void wb_ledger_iter_destroy(wb_ledger_iter *it);
 
+/* Calls fn for every stored Kafka offset (topic, partition, next). */
+void wb_ledger_offsets_each(wb_ledger *l,
+			    void (*fn)(const char *topic, int32_t partition,
+				       int64_t next, void *ud),
+			    void *ud);
+
 /* Calls fn for every DLQ record still in the outbox. */
 void wb_ledger_dlq_each(wb_ledger *l,
 			void (*fn)(const struct wb_dlq_record *r, void *ud),
