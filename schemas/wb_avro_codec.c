@@ -436,6 +436,8 @@ static wb_err dec_string(struct ctx *c, struct wb_avro_reader *r,
 		return truncated(c);
 	if (!is_bytes && !wb_utf8_valid(p, len))
 		return fail(c, WB_EPARSE, "string is not valid UTF-8");
+	if (!is_bytes && memchr(p, '\0', len))
+		return fail(c, WB_EPARSE, "string holds a NUL byte");
 	if (!out)
 		return WB_OK;
 	if (!is_bytes) {

@@ -107,7 +107,8 @@ static bool get_str(struct wb_avro_reader *r, struct wb_slice *s)
 {
 	const uint8_t *p;
 	size_t n;
-	if (!wb_avro_get_bytes(r, &p, &n) || !wb_utf8_valid(p, n))
+	if (!wb_avro_get_bytes(r, &p, &n) || !wb_utf8_valid(p, n) ||
+	    memchr(p, '\0', n))
 		return false;
 	s->p = (const char *)p;
 	s->n = n;
@@ -150,7 +151,7 @@ wb_err wb_event_peek(const uint8_t *body, size_t len, struct wb_event_view *v,
 	if (!ok)
 		return wb_fail(msg, msglen, WB_EPARSE,
 			       "malformed OrderEvent envelope (truncated, "
-			       "bad varint or invalid UTF-8)");
+			       "bad varint, invalid UTF-8 or a NUL byte)");
 	const struct wb_avro_node *u = root->sub[F_PAYLOAD];
 	if (branch < 0 || (uint64_t)branch >= u->n)
 		return wb_fail(msg, msglen, WB_EPARSE,

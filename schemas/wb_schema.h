@@ -11,7 +11,10 @@
  *
  * Decoding never trusts a declared length: every string, bytes, array and
  * map size is checked against what is left of the input before anything is
- * allocated, and the whole input must be consumed.
+ * allocated, and the whole input must be consumed. Strings must be valid
+ * UTF-8 without NUL bytes: canonical JSON cannot carry U+0000 (jansson
+ * rejects "\u0000" unless asked not to), so a value holding one could be
+ * stored but never replayed as JSON and read back.
  */
 #ifndef WB_SCHEMA_H
 #define WB_SCHEMA_H

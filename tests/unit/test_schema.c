@@ -288,6 +288,31 @@ static void test_bad_avro(void)
 	ok(wb_event_peek(t.data, t.len, &v, msg, sizeof(msg)) == WB_EPARSE,
 	   "invalid UTF-8: %s", msg);
 
+	/* a NUL byte in a string: a JSON line could not carry it back */
+	json_t *nul = base_event();
+	json_object_set_new(json_object_get(nul, "payload"), "note",
+			    json_stringn("a\0b", 3));
+	wb_buf_reset(&t);
+	ok(wb_avro_encode(WB_SCHEMA_ORDER_EVENT, nul, &t, msg, sizeof(msg)) ==
+		   WB_OK,
+	   "raw encode of a NUL in a payload string");
+	ok(wb_event_peek(t.data, t.len, &v, msg, sizeof(msg)) == WB_EPARSE &&
+		   strstr(msg, "$.payload.note: string holds a NUL byte"),
+	   "peek rejects a NUL in a payload string: %s", msg);
+	out = NULL;
+	ok(wb_avro_decode(WB_SCHEMA_ORDER_EVENT, t.data, t.len, &out, msg,
+			  sizeof(msg)) == WB_EPARSE &&
+		   out == NULL && strstr(msg, "$.payload.note"),
+	   "decode rejects it too: %s", msg);
+	json_object_set_new(json_object_get(nul, "payload"), "note",
+			    json_null());
+	json_object_set_new(nul, "correlation_id", json_stringn("c\0", 2));
+	wb_buf_reset(&t);
+	ok(wb_event_encode_json(nul, &t, msg, sizeof(msg)) == WB_EPARSE &&
+		   t.len == 0,
+	   "a NUL in correlation_id is rejected: %s", msg);
+	json_decref(nul);
+
 	/* non-minimal varint is noticed */
 	wb_buf_reset(&t);
 	/* event_id length 2 written as 0x84 0x00 (two bytes) */
