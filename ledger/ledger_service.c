@@ -51,8 +51,12 @@ struct svc {
 	struct part *parts;
 	int32_t nparts;
 
-	struct pending_dlq *dlq;
+	struct pending_dlq *dlq; /* staged in the batch being built */
 	size_t ndlq, capdlq;
+	struct pending_dlq *dlq_fly; /* staged in the batch being committed */
+	size_t ndlq_fly, capdlq_fly;
+	int64_t submitted_us;
+	int64_t batch_now_ms; /* recorded_at of the batch's entries */
 	bool dlq_resend;
 	uint64_t *dlq_done;
 	size_t ndlq_done, capdlq_done;
@@ -365,7 +369,7 @@ static void process_record(struct svc *s, const rd_kafka_message_t *m,
 		return;
 	}
 	wb_err rc = wb_ledger_batch_append(s->store, m->partition, body, len,
-					   &v, wb_now_ms(), msg, sizeof(msg));
+					   &v, s->batch_now_ms, msg, sizeof(msg));
 	if (rc == WB_ECONFLICT) {
 		s->duplicates++;
 		return;
@@ -374,15 +378,57 @@ static void process_record(struct svc *s, const rd_kafka_message_t *m,
 	s->appended++;
 }
 
-static void free_pending_dlq(struct svc *s)
+static void free_dlq_list(struct pending_dlq *list, size_t *n)
 {
-	for (size_t i = 0; i < s->ndlq; i++)
-		wb_buf_finish(&s->dlq[i].data);
-	s->ndlq = 0;
+	for (size_t i = 0; i < *n; i++)
+		wb_buf_finish(&list[i].data);
+	*n = 0;
 }
 
-/* Commits the batch (and outbox bookkeeping), then hands the new entries
- * and DLQ records to the producer. */
+/* A commit finished: hand its entries and DLQ records to the producer.
+ * Nothing reaches Kafka before it is durable in the ledger. */
+static void on_committed(struct svc *s)
+{
+	s->last_commit_us = wb_mono_us();
+	s->commit_us_total += s->last_commit_us - s->submitted_us;
+	s->commits++;
+	if (s->publish) {
+		wb_buf scratch;
+		wb_buf_init(&scratch);
+		size_t n = wb_ledger_committed_count(s->store);
+		for (size_t i = 0; i < n && !s->fatal; i++) {
+			struct wb_ledger_appended a;
+			wb_ledger_committed_entry(s->store, i, &a);
+			if (a.seq != part_get(s, a.partition)->sent + 1)
+				continue; /* backlog first: pump sends it */
+			publish_entry(s, a.partition, a.seq, a.order_id,
+				      strlen(a.order_id), a.entry, a.entry_len,
+				      &scratch);
+		}
+		wb_buf_finish(&scratch);
+	}
+	for (size_t i = 0; i < s->ndlq_fly; i++)
+		publish_dlq(s, &s->dlq_fly[i].rec);
+	free_dlq_list(s->dlq_fly, &s->ndlq_fly);
+}
+
+/* Collects the commit in flight, waiting up to timeout_ms (-1: until it
+ * is done). */
+static void collect_commit(struct svc *s, int timeout_ms)
+{
+	char msg[512];
+	wb_err rc;
+	if (wb_ledger_commit_wait(s->store, timeout_ms, msg, sizeof(msg),
+				  &rc) != 1)
+		return;
+	if (rc)
+		fatal(s, "%s", msg);
+	else
+		on_committed(s);
+}
+
+/* Seals the batch being built (with the outbox bookkeeping) and hands it
+ * to the store's commit thread; the previous commit is collected first. */
 static void commit_batch(struct svc *s, bool force)
 {
 	if (s->fatal)
@@ -398,37 +444,26 @@ static void commit_batch(struct svc *s, bool force)
 	if (cursor_only && !force &&
 	    wb_mono_us() - s->last_cursor_commit_us < 1000000)
 		return;
+	collect_commit(s, -1);
+	if (s->fatal)
+		return;
 	char msg[512];
-	int64_t t0 = wb_mono_us();
-	if (wb_ledger_batch_commit(s->store, msg, sizeof(msg))) {
+	s->submitted_us = wb_mono_us();
+	if (wb_ledger_batch_submit(s->store, msg, sizeof(msg))) {
 		fatal(s, "%s", msg);
 		return;
 	}
-	s->last_commit_us = wb_mono_us();
-	s->commit_us_total += s->last_commit_us - t0;
-	s->commits++;
+	/* the staged DLQ records now travel with the batch in flight */
+	struct pending_dlq *tmp = s->dlq_fly;
+	size_t tmpcap = s->capdlq_fly;
+	s->dlq_fly = s->dlq;
+	s->ndlq_fly = s->ndlq;
+	s->capdlq_fly = s->capdlq;
+	s->dlq = tmp;
+	s->capdlq = tmpcap;
+	s->ndlq = 0;
 	s->cursor_dirty = false;
 	s->last_cursor_commit_us = wb_mono_us();
-
-	if (s->publish) {
-		wb_buf scratch;
-		wb_buf_init(&scratch);
-		size_t n = wb_ledger_batch_count(s->store);
-		for (size_t i = 0; i < n && !s->fatal; i++) {
-			struct wb_ledger_appended a;
-			wb_ledger_batch_entry(s->store, i, &a);
-			if (a.seq != part_get(s, a.partition)->sent + 1)
-				continue; /* backlog first: pump sends it */
-			publish_entry(s, a.partition, a.seq, a.order_id,
-				      strlen(a.order_id), a.entry, a.entry_len,
-				      &scratch);
-		}
-		wb_buf_finish(&scratch);
-	}
-	for (size_t i = 0; i < s->ndlq; i++)
-		publish_dlq(s, &s->dlq[i].rec);
-	free_pending_dlq(s);
-	wb_ledger_batch_begin(s->store);
 	s->batch_records = 0;
 }
 
@@ -468,6 +503,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 	/* Revoked (or an error): finish the batch we hold, then let go. */
 	commit_batch(s, true);
+	collect_commit(s, -1);
 	wb_log(WB_LOG_INFO, "partitions_revoked", "count=%d reason=%s",
 	       parts ? parts->cnt : 0, rd_kafka_err2name(err));
 	rd_kafka_assign(rk, NULL);
@@ -564,8 +600,6 @@ static wb_err svc_setup(struct svc *s, char *msg, size_t msglen)
 	wb_err rc = wb_ledger_open(&o, &s->store, msg, msglen);
 	if (rc)
 		return rc;
-	wb_ledger_batch_begin(s->store);
-
 	static const char *const producer_kv[] = {
 		"enable.idempotence", "true",
 		"acks", "all",
@@ -644,8 +678,10 @@ static void svc_teardown(struct svc *s)
 	if (s->producer)
 		rd_kafka_destroy(s->producer);
 	wb_ledger_close(s->store);
-	free_pending_dlq(s);
+	free_dlq_list(s->dlq, &s->ndlq);
+	free_dlq_list(s->dlq_fly, &s->ndlq_fly);
 	free(s->dlq);
+	free(s->dlq_fly);
 	free(s->dlq_done);
 	free(s->parts);
 }
@@ -695,6 +731,7 @@ static void run_loop(struct svc *s)
 		}
 		rd_kafka_message_t *m =
 			rd_kafka_consumer_poll(s->consumer, timeout);
+		bool got = m != NULL;
 		if (m) {
 			if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
 			    m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
@@ -710,20 +747,24 @@ static void run_loop(struct svc *s)
 					       rd_kafka_err2name(m->err),
 					       wb_log_q(rd_kafka_message_errstr(m)));
 			} else {
-				if (s->batch_records++ == 0)
+				if (s->batch_records++ == 0) {
 					s->batch_started_us = wb_mono_us();
+					s->batch_now_ms = wb_now_ms();
+				}
 				if (!s->first_record_us)
 					s->first_record_us = s->batch_started_us;
 				process_record(s, m, &reenc);
 			}
 			rd_kafka_message_destroy(m);
 		}
+		/* the clock is read every 64 records, not for each one */
 		if (s->batch_records >= (size_t)s->batch_max ||
-		    (s->batch_records &&
+		    (s->batch_records && (!got || !(s->batch_records & 63)) &&
 		     wb_mono_us() - s->batch_started_us >= s->batch_wait_us))
 			commit_batch(s, true);
 		else if (!s->batch_records)
 			commit_batch(s, false); /* outbox cursor, at most 1/s */
+		collect_commit(s, 0);
 		rd_kafka_poll(s->producer, 0);
 		char ferr[256];
 		if (rd_kafka_fatal_error(s->consumer, ferr, sizeof(ferr)) ||
@@ -733,9 +774,9 @@ static void run_loop(struct svc *s)
 			s->dlq_resend = false;
 			wb_ledger_dlq_each(s->store, dlq_resend_one, s);
 		}
-		/* Heads include staged entries; only when no batch is open
-		 * are they all committed and safe to publish. */
-		if (!s->batch_records)
+		/* Heads include staged and in-flight entries; only when no
+		 * batch is open or in flight are they all durable. */
+		if (!s->batch_records && !wb_ledger_commit_inflight(s->store))
 			pump_backlog(s);
 		int64_t now = wb_mono_us();
 		if (now - s->last_kafka_commit_us > 1000000) {
@@ -749,6 +790,7 @@ static void run_loop(struct svc *s)
 	}
 	/* orderly stop: commit what we hold, wait for acknowledgements */
 	commit_batch(s, true);
+	collect_commit(s, -1);
 	for (int i = 0; i < 100 && !s->fatal; i++) {
 		pump_backlog(s);
 		rd_kafka_flush(s->producer, 100);
@@ -763,6 +805,7 @@ static void run_loop(struct svc *s)
 			break;
 	}
 	commit_batch(s, true);
+	collect_commit(s, -1);
 	log_stats(s);
 	wb_buf_finish(&reenc);
 }

@@ -70,8 +70,8 @@ wb_err wb_entry_to_json(const struct wb_entry *e, json_t **out, char *msg,
 struct wb_ledger_appended {
 	int32_t partition;
 	int64_t seq, version;
-	const char *order_id;  /* NUL-terminated, valid until next begin */
-	const uint8_t *entry;  /* LedgerEntry body, valid until next begin */
+	const char *order_id;  /* NUL-terminated; valid as long as its batch */
+	const uint8_t *entry;  /* LedgerEntry body; valid as long as its batch */
 	size_t entry_len;
 };
 
@@ -105,14 +105,30 @@ void wb_ledger_batch_dlq(wb_ledger *l, struct wb_dlq_record *r);
  * fine: after a crash entries are simply published again). */
 void wb_ledger_batch_published(wb_ledger *l, int32_t partition, int64_t seq);
 void wb_ledger_batch_dlq_sent(wb_ledger *l, uint64_t id);
-/* Entries appended so far in this batch. */
+/* Entries appended so far in the batch being built. */
 size_t wb_ledger_batch_count(const wb_ledger *l);
 void wb_ledger_batch_entry(const wb_ledger *l, size_t i,
 			   struct wb_ledger_appended *out);
-/* Writes the batch (synced when opened with sync). On failure the batch
- * is dropped and in-memory state reloaded from the store. */
-wb_err wb_ledger_batch_commit(wb_ledger *l, char *msg, size_t msglen);
 bool wb_ledger_batch_empty(const wb_ledger *l);
+
+/* Committing. A commit thread writes one batch while the caller builds the
+ * next: wb_ledger_batch_submit() seals the current batch and hands it over
+ * (the previous commit must have been collected with
+ * wb_ledger_commit_wait()); wb_ledger_commit_wait() waits up to timeout_ms
+ * (-1: forever) and returns 1 when the commit in flight has finished (*rc
+ * its result), 0 if it is still running, -1 if none was in flight. After a
+ * successful commit, wb_ledger_committed_*() give its entries until the
+ * next submit. A failed commit leaves the store refusing further work
+ * (WB_ESTORE): the in-memory heads are ahead of what is stored. */
+wb_err wb_ledger_batch_submit(wb_ledger *l, char *msg, size_t msglen);
+int wb_ledger_commit_wait(wb_ledger *l, int timeout_ms, char *msg,
+			  size_t msglen, wb_err *rc);
+bool wb_ledger_commit_inflight(wb_ledger *l);
+size_t wb_ledger_committed_count(const wb_ledger *l);
+void wb_ledger_committed_entry(const wb_ledger *l, size_t i,
+			       struct wb_ledger_appended *out);
+/* Submit and wait: the synchronous form. */
+wb_err wb_ledger_batch_commit(wb_ledger *l, char *msg, size_t msglen);
 
 /* ---- reading ---------------------------------------------------------- */
 

@@ -1,0 +1,498 @@
+/*
+ * ledger_batch.c — building a batch and committing it.
+ *
+ * A batch is everything the ledger writes for a run of Kafka records:
+ * entries, dedupe keys, per-order versions, chain heads, the next offset of
+ * each partition read, DLQ records and outbox cursors, in one synced
+ * RocksDB WriteBatch.
+ *
+ * Writing a batch (memtable inserts for the index families, then the WAL
+ * fsync) takes most of the ledger's time, so it runs on a commit thread
+ * while the caller builds the next batch: two batches alternate. The one
+ * being built already sees the one in flight — chain heads and order
+ * versions advance in memory as entries are appended, and the dedupe check
+ * looks at both batches' event ids before asking RocksDB. If a commit
+ * fails, the in-memory state is ahead of the store: the store refuses any
+ * further work (the service exits and restarts from what is stored).
+ */
+#include "ledger_internal.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void batch_init(struct batch *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->wb = rocksdb_writebatch_create();
+	wb_buf_init(&b->arena);
+	ledger_map_init(&b->ids);
+	ledger_map_init(&b->orders);
+}
+
+static void batch_finish(struct batch *b)
+{
+	if (b->wb)
+		rocksdb_writebatch_destroy(b->wb);
+	wb_buf_finish(&b->arena);
+	ledger_map_finish(&b->ids);
+	ledger_map_finish(&b->orders);
+	free(b->entries);
+	free(b->offsets);
+	memset(b, 0, sizeof(*b));
+}
+
+static void batch_clear(struct batch *b)
+{
+	rocksdb_writebatch_clear(b->wb);
+	wb_buf_reset(&b->arena);
+	b->nentries = b->noffsets = b->nputs = 0;
+	ledger_map_clear(&b->ids);
+	ledger_map_clear(&b->orders);
+}
+
+/* ---- the commit thread ------------------------------------------------ */
+
+static void *commit_main(void *arg)
+{
+	wb_ledger *l = arg;
+	pthread_mutex_lock(&l->mu);
+	for (;;) {
+		while (!l->thread_stop && (!l->inflight || l->inflight_done))
+			pthread_cond_wait(&l->cv, &l->mu);
+		if (l->thread_stop)
+			break;
+		struct batch *b = l->inflight;
+		pthread_mutex_unlock(&l->mu);
+		char *err = NULL;
+		rocksdb_write(l->db, l->wo, b->wb, &err);
+		pthread_mutex_lock(&l->mu);
+		if (err) {
+			ledger_store_err(l->fail_msg, sizeof(l->fail_msg),
+					 "commit", err);
+			l->failed = true;
+		}
+		l->inflight_done = true;
+		pthread_cond_broadcast(&l->cv);
+	}
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+void ledger_batches_init(wb_ledger *l)
+{
+	batch_init(&l->batches[0]);
+	batch_init(&l->batches[1]);
+	l->cur = &l->batches[0];
+	l->done = NULL;
+	ledger_map_init(&l->order_cache);
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+}
+
+wb_err ledger_commit_thread_start(wb_ledger *l, char *msg, size_t msglen)
+{
+	if (pthread_create(&l->thread, NULL, commit_main, l) != 0)
+		return wb_fail(msg, msglen, WB_ENOMEM,
+			       "cannot start the commit thread");
+	l->thread_started = true;
+	return WB_OK;
+}
+
+void ledger_batches_finish(wb_ledger *l)
+{
+	if (!l->cur)
+		return; /* never initialised */
+	if (l->thread_started) {
+		pthread_mutex_lock(&l->mu);
+		while (l->inflight && !l->inflight_done)
+			pthread_cond_wait(&l->cv, &l->mu);
+		l->thread_stop = true;
+		pthread_cond_broadcast(&l->cv);
+		pthread_mutex_unlock(&l->mu);
+		pthread_join(l->thread, NULL);
+	}
+	pthread_mutex_destroy(&l->mu);
+	pthread_cond_destroy(&l->cv);
+	batch_finish(&l->batches[0]);
+	batch_finish(&l->batches[1]);
+	ledger_map_finish(&l->order_cache);
+	l->cur = NULL;
+}
+
+/* ---- per-order state --------------------------------------------------- */
+
+static int64_t order_version_load(wb_ledger *l, const char *id, size_t n)
+{
+	int64_t *cached = ledger_map_get(&l->order_cache, id, n);
+	if (cached)
+		return *cached;
+	char *err = NULL;
+	size_t vl = 0;
+	char *v = rocksdb_get_cf(l->db, l->ro, l->cf[CF_ORDERS], id, n, &vl,
+				 &err);
+	if (err) {
+		/* a read error here would let a version repeat: fail hard */
+		wb_log(WB_LOG_ERROR, "store_read_failed", "cf=orders err=%s",
+		       wb_log_q(err));
+		abort();
+	}
+	int64_t version = 0;
+	if (v && vl >= 9 && (uint8_t)v[0] == ORDER_STATE_V1)
+		version = (int64_t)rd64((const uint8_t *)v + 1);
+	rocksdb_free(v);
+	if (l->order_cache.n >= l->order_cache_max)
+		ledger_map_clear(&l->order_cache);
+	ledger_map_put(&l->order_cache, id, n, version);
+	return version;
+}
+
+int64_t wb_ledger_order_version(wb_ledger *l, const char *order_id)
+{
+	return order_version_load(l, order_id, strlen(order_id));
+}
+
+/* ---- building --------------------------------------------------------- */
+
+void wb_ledger_batch_begin(wb_ledger *l)
+{
+	assert(!l->read_only);
+	/* the current batch is always ready; this only checks it is empty */
+	assert(l->cur->nputs == 0 && l->cur->noffsets == 0);
+}
+
+bool wb_ledger_batch_empty(const wb_ledger *l)
+{
+	return l->cur->nputs == 0 && l->cur->noffsets == 0;
+}
+
+static struct batch *other(wb_ledger *l)
+{
+	return l->cur == &l->batches[0] ? &l->batches[1] : &l->batches[0];
+}
+
+static bool is_duplicate(wb_ledger *l, const struct wb_slice *id)
+{
+	if (ledger_map_get(&l->cur->ids, id->p, id->n) ||
+	    ledger_map_get(&other(l)->ids, id->p, id->n))
+		return true;
+	char *err = NULL;
+	size_t vl = 0;
+	char *v = rocksdb_get_cf(l->db, l->ro, l->cf[CF_DEDUPE], id->p, id->n,
+				 &vl, &err);
+	if (err) {
+		wb_log(WB_LOG_ERROR, "store_read_failed", "cf=dedupe err=%s",
+		       wb_log_q(err));
+		abort();
+	}
+	rocksdb_free(v);
+	return v != NULL;
+}
+
+wb_err wb_ledger_batch_append(wb_ledger *l, int32_t partition,
+			      const uint8_t *body, size_t len,
+			      const struct wb_event_view *v,
+			      int64_t recorded_at, char *msg, size_t msglen)
+{
+	assert(!l->read_only && partition >= 0 && v);
+	if (l->failed)
+		return wb_fail(msg, msglen, WB_ESTORE, "%s", l->fail_msg);
+	if (is_duplicate(l, &v->event_id))
+		return wb_fail(msg, msglen, WB_ECONFLICT,
+			       "event_id already recorded");
+	struct batch *b = l->cur;
+	struct head *h = ledger_head_get(l, partition);
+	int64_t version =
+		order_version_load(l, v->order_id.p, v->order_id.n) + 1;
+
+	struct wb_entry e = {
+		.partition = partition,
+		.seq = h->seq + 1,
+		.version = version,
+		.recorded_at = recorded_at,
+		.prev_hash = h->hash,
+		.event = body,
+		.event_len = len,
+	};
+	uint8_t hash[WB_HASH_LEN];
+	wb_entry_compute_hash(&e, hash);
+
+	/* entry bytes: LedgerEntry Avro body */
+	size_t off = b->arena.len;
+	wb_avro_put_long(&b->arena, partition);
+	wb_avro_put_long(&b->arena, e.seq);
+	wb_avro_put_long(&b->arena, version);
+	wb_avro_put_long(&b->arena, recorded_at);
+	wb_avro_put_bytes(&b->arena, h->hash, WB_HASH_LEN);
+	wb_avro_put_bytes(&b->arena, hash, WB_HASH_LEN);
+	wb_buf_append(&b->arena, body, len);
+	size_t entry_len = b->arena.len - off;
+	size_t order_off = b->arena.len;
+	wb_buf_append(&b->arena, v->order_id.p, v->order_id.n);
+	wb_buf_putc(&b->arena, 0);
+
+	uint8_t logkey[12], loc[12], okey[300];
+	be32(logkey, (uint32_t)partition);
+	be64(logkey + 4, (uint64_t)e.seq);
+	memcpy(loc, logkey, 12);
+	rocksdb_writebatch_put_cf(b->wb, l->cf[CF_LOG], (char *)logkey, 12,
+				  (char *)b->arena.data + off, entry_len);
+	/* order ids are capped at 256 bytes by wb_event_check */
+	assert(v->order_id.n <= 256);
+	memcpy(okey, v->order_id.p, v->order_id.n);
+	okey[v->order_id.n] = 0;
+	be64(okey + v->order_id.n + 1, (uint64_t)version);
+	rocksdb_writebatch_put_cf(b->wb, l->cf[CF_BY_ORDER], (char *)okey,
+				  v->order_id.n + 9, (char *)loc, 12);
+	rocksdb_writebatch_put_cf(b->wb, l->cf[CF_DEDUPE], v->event_id.p,
+				  v->event_id.n, (char *)loc, 12);
+	b->nputs += 3;
+	/* the order's state is written once per batch, when sealed */
+	ledger_map_put(&b->orders, v->order_id.p, v->order_id.n, version);
+	ledger_map_put(&b->ids, v->event_id.p, v->event_id.n, 1);
+	if (l->order_cache.n >= l->order_cache_max)
+		ledger_map_clear(&l->order_cache);
+	ledger_map_put(&l->order_cache, v->order_id.p, v->order_id.n, version);
+	h->seq = e.seq;
+	memcpy(h->hash, hash, WB_HASH_LEN);
+	h->dirty = true;
+
+	if (b->nentries == b->capentries) {
+		b->capentries = b->capentries ? 2 * b->capentries : 1024;
+		b->entries = wb_xrealloc(b->entries,
+					 b->capentries * sizeof(*b->entries));
+	}
+	b->entries[b->nentries++] = (struct batch_entry){
+		partition, e.seq, version, off, entry_len, order_off};
+	return WB_OK;
+}
+
+void wb_ledger_batch_offset(wb_ledger *l, const char *topic,
+			    int32_t partition, int64_t next_offset)
+{
+	struct batch *b = l->cur;
+	for (size_t i = 0; i < b->noffsets; i++) {
+		struct staged_offset *s = &b->offsets[i];
+		if (s->partition == partition && strcmp(s->topic, topic) == 0) {
+			if (next_offset > s->next)
+				s->next = next_offset;
+			return;
+		}
+	}
+	if (b->noffsets == b->capoffsets) {
+		b->capoffsets = b->capoffsets ? 2 * b->capoffsets : 16;
+		b->offsets = wb_xrealloc(b->offsets,
+					 b->capoffsets * sizeof(*b->offsets));
+	}
+	struct staged_offset *s = &b->offsets[b->noffsets++];
+	snprintf(s->topic, sizeof(s->topic), "%s", topic);
+	s->partition = partition;
+	s->next = next_offset;
+}
+
+void wb_ledger_batch_dlq(wb_ledger *l, struct wb_dlq_record *r)
+{
+	r->id = l->next_dlq_id++;
+	uint8_t key[9] = {'D'};
+	be64(key + 1, r->id);
+	wb_buf b;
+	wb_buf_init(&b);
+	wb_avro_put_bytes(&b, r->topic, strlen(r->topic));
+	wb_avro_put_long(&b, r->partition);
+	wb_avro_put_long(&b, r->offset);
+	wb_avro_put_long(&b, r->key ? (int64_t)r->key_len : -1);
+	wb_buf_append(&b, r->key, r->key ? r->key_len : 0);
+	wb_avro_put_long(&b, r->value ? (int64_t)r->value_len : -1);
+	wb_buf_append(&b, r->value, r->value ? r->value_len : 0);
+	wb_avro_put_bytes(&b, r->error, strlen(r->error));
+	rocksdb_writebatch_put_cf(l->cur->wb, l->cf[CF_OUTBOX], (char *)key, 9,
+				  (char *)b.data, b.len);
+	wb_buf_finish(&b);
+	l->cur->nputs++;
+}
+
+void wb_ledger_batch_published(wb_ledger *l, int32_t partition, int64_t seq)
+{
+	struct head *h = ledger_head_get(l, partition);
+	if (seq > h->published) {
+		h->published = seq;
+		h->pub_dirty = true;
+	}
+}
+
+void wb_ledger_batch_dlq_sent(wb_ledger *l, uint64_t id)
+{
+	uint8_t key[9] = {'D'};
+	be64(key + 1, id);
+	rocksdb_writebatch_delete_cf(l->cur->wb, l->cf[CF_OUTBOX], (char *)key,
+				     9);
+	l->cur->nputs++;
+}
+
+size_t wb_ledger_batch_count(const wb_ledger *l)
+{
+	return l->cur->nentries;
+}
+
+static void entry_of(const struct batch *b, size_t i,
+		     struct wb_ledger_appended *out)
+{
+	assert(i < b->nentries);
+	const struct batch_entry *e = &b->entries[i];
+	out->partition = e->partition;
+	out->seq = e->seq;
+	out->version = e->version;
+	out->entry = b->arena.data + e->entry_off;
+	out->entry_len = e->entry_len;
+	out->order_id = (const char *)b->arena.data + e->order_off;
+}
+
+void wb_ledger_batch_entry(const wb_ledger *l, size_t i,
+			   struct wb_ledger_appended *out)
+{
+	entry_of(l->cur, i, out);
+}
+
+size_t wb_ledger_committed_count(const wb_ledger *l)
+{
+	return l->done ? l->done->nentries : 0;
+}
+
+void wb_ledger_committed_entry(const wb_ledger *l, size_t i,
+			       struct wb_ledger_appended *out)
+{
+	assert(l->done);
+	entry_of(l->done, i, out);
+}
+
+/* ---- committing ------------------------------------------------------- */
+
+/* Adds the once-per-batch records: order states, offsets, chain heads and
+ * outbox cursors. */
+static void seal(wb_ledger *l, struct batch *b)
+{
+	for (size_t i = 0; i < b->orders.cap; i++) {
+		const struct ledger_map_slot *o = &b->orders.slots[i];
+		if (!ledger_map_used(&b->orders, o))
+			continue;
+		uint8_t state[9] = {ORDER_STATE_V1};
+		be64(state + 1, (uint64_t)o->val);
+		rocksdb_writebatch_put_cf(b->wb, l->cf[CF_ORDERS],
+					  (const char *)b->orders.keys.data +
+						  o->off,
+					  o->len, (char *)state, sizeof(state));
+	}
+	for (size_t i = 0; i < b->noffsets; i++) {
+		struct staged_offset *s = &b->offsets[i];
+		uint8_t key[200], val[8];
+		size_t tl = strlen(s->topic);
+		memcpy(key, s->topic, tl);
+		key[tl] = 0;
+		be32(key + tl + 1, (uint32_t)s->partition);
+		be64(val, (uint64_t)s->next);
+		rocksdb_writebatch_put_cf(b->wb, l->cf[CF_OFFSETS], (char *)key,
+					  tl + 5, (char *)val, 8);
+	}
+	for (int32_t p = 0; p < l->nheads; p++) {
+		struct head *h = &l->heads[p];
+		uint8_t key[5], val[8 + WB_HASH_LEN];
+		if (h->dirty) {
+			be32(key, (uint32_t)p);
+			be64(val, (uint64_t)h->seq);
+			memcpy(val + 8, h->hash, WB_HASH_LEN);
+			rocksdb_writebatch_put_cf(b->wb, l->cf[CF_HEADS],
+						  (char *)key, 4, (char *)val,
+						  sizeof(val));
+		}
+		if (h->pub_dirty) {
+			key[0] = 'L';
+			be32(key + 1, (uint32_t)p);
+			be64(val, (uint64_t)h->published);
+			rocksdb_writebatch_put_cf(b->wb, l->cf[CF_OUTBOX],
+						  (char *)key, 5, (char *)val,
+						  8);
+		}
+		h->dirty = h->pub_dirty = false;
+	}
+}
+
+bool wb_ledger_commit_inflight(wb_ledger *l)
+{
+	pthread_mutex_lock(&l->mu);
+	bool busy = l->inflight && !l->inflight_done;
+	pthread_mutex_unlock(&l->mu);
+	return busy;
+}
+
+wb_err wb_ledger_batch_submit(wb_ledger *l, char *msg, size_t msglen)
+{
+	assert(!l->read_only);
+	pthread_mutex_lock(&l->mu);
+	/* the previous commit must have finished and been collected */
+	assert(!l->inflight || l->inflight_done);
+	bool failed = l->failed;
+	pthread_mutex_unlock(&l->mu);
+	if (failed)
+		return wb_fail(msg, msglen, WB_ESTORE, "%s", l->fail_msg);
+	struct batch *b = l->cur;
+	seal(l, b);
+	struct batch *next = other(l);
+	if (l->done == next)
+		l->done = NULL;
+	batch_clear(next);
+	pthread_mutex_lock(&l->mu);
+	l->inflight = b;
+	l->inflight_done = false;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	l->cur = next;
+	return WB_OK;
+}
+
+int wb_ledger_commit_wait(wb_ledger *l, int timeout_ms, char *msg,
+			  size_t msglen, wb_err *rc)
+{
+	*rc = WB_OK;
+	pthread_mutex_lock(&l->mu);
+	if (timeout_ms < 0) {
+		while (l->inflight && !l->inflight_done)
+			pthread_cond_wait(&l->cv, &l->mu);
+	} else if (l->inflight && !l->inflight_done && timeout_ms > 0) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += timeout_ms / 1000;
+		until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		while (l->inflight && !l->inflight_done)
+			if (pthread_cond_timedwait(&l->cv, &l->mu, &until))
+				break;
+	}
+	int finished = 0;
+	if (!l->inflight) {
+		finished = -1; /* nothing was in flight */
+	} else if (l->inflight_done) {
+		finished = 1;
+		if (l->failed)
+			*rc = wb_fail(msg, msglen, WB_ESTORE, "%s",
+				      l->fail_msg);
+		else
+			l->done = l->inflight;
+		l->inflight = NULL;
+	}
+	pthread_mutex_unlock(&l->mu);
+	return finished;
+}
+
+wb_err wb_ledger_batch_commit(wb_ledger *l, char *msg, size_t msglen)
+{
+	wb_err rc;
+	if (wb_ledger_commit_wait(l, -1, msg, msglen, &rc) >= 0 && rc)
+		return rc;
+	if ((rc = wb_ledger_batch_submit(l, msg, msglen)))
+		return rc;
+	wb_ledger_commit_wait(l, -1, msg, msglen, &rc);
+	return rc;
+}

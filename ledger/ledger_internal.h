@@ -1,0 +1,123 @@
+/*
+ * ledger_internal.h — the ledger store's private state, shared by
+ * ledger_store.c (open, close, reads), ledger_batch.c (building and
+ * committing batches) and ledger_verify.c. Not a public API.
+ */
+#ifndef LEDGER_INTERNAL_H
+#define LEDGER_INTERNAL_H
+
+#include <pthread.h>
+#include <rocksdb/c.h>
+
+#include "ledger_map.h"
+#include "wb_ledger.h"
+
+enum {
+	CF_DEFAULT, CF_LOG, CF_BY_ORDER, CF_DEDUPE, CF_ORDERS, CF_HEADS,
+	CF_OFFSETS, CF_OUTBOX, CF_COUNT
+};
+
+#define ORDER_STATE_V1 1
+
+struct head {
+	int64_t seq;
+	uint8_t hash[WB_HASH_LEN];
+	int64_t published;
+	bool dirty, pub_dirty;
+};
+
+struct staged_offset {
+	char topic[192];
+	int32_t partition;
+	int64_t next;
+};
+
+struct batch_entry {
+	int32_t partition;
+	int64_t seq, version;
+	size_t entry_off, entry_len, order_off;
+};
+
+/* Everything one batch writes. There are two: one being built by the
+ * caller while the other is written by the commit thread. */
+struct batch {
+	rocksdb_writebatch_t *wb;
+	wb_buf arena; /* entry bytes and order ids */
+	struct batch_entry *entries;
+	size_t nentries, capentries;
+	struct ledger_map ids;    /* event ids appended */
+	struct ledger_map orders; /* order id -> version, written once */
+	struct staged_offset *offsets;
+	size_t noffsets, capoffsets;
+	size_t nputs;
+};
+
+struct wb_ledger {
+	rocksdb_t *db;
+	rocksdb_column_family_handle_t *cf[CF_COUNT];
+	rocksdb_options_t *db_opts, *point_opts, *log_opts;
+	rocksdb_block_based_table_options_t *bbto;
+	rocksdb_cache_t *cache;
+	rocksdb_writeoptions_t *wo;
+	rocksdb_readoptions_t *ro;
+	bool read_only;
+
+	struct head *heads;
+	int32_t nheads;
+	struct ledger_map order_cache; /* order id -> version */
+	size_t order_cache_max;
+	uint64_t next_dlq_id;
+
+	struct batch batches[2];
+	struct batch *cur;  /* being built */
+	struct batch *done; /* last committed, readable until the next commit */
+	/* the commit thread and the batch it writes */
+	pthread_t thread;
+	bool thread_started, thread_stop;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct batch *inflight;
+	bool inflight_done;
+	bool failed; /* a commit failed: in-memory state is ahead of the store */
+	char fail_msg[256];
+};
+
+/* big-endian helpers for keys */
+static inline void be32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static inline void be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static inline uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t rd64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Translates a RocksDB error string (freed here) into WB_ESTORE. */
+wb_err ledger_store_err(char *msg, size_t msglen, const char *what,
+			char *err);
+struct head *ledger_head_get(wb_ledger *l, int32_t partition);
+void ledger_load_heads(wb_ledger *l);
+
+/* ledger_batch.c */
+void ledger_batches_init(wb_ledger *l);
+void ledger_batches_finish(wb_ledger *l);
+wb_err ledger_commit_thread_start(wb_ledger *l, char *msg, size_t msglen);
+
+#endif
