@@ -56,6 +56,7 @@ static void batch_clear(struct batch *b)
 static void *commit_main(void *arg)
 {
 	wb_ledger *l = arg;
+	rocksdb_set_perf_level(1 /* kDisable: per thread, see ledger_store.c */);
 	pthread_mutex_lock(&l->mu);
 	for (;;) {
 		while (!l->thread_stop && (!l->inflight || l->inflight_done))
@@ -95,6 +96,7 @@ wb_err ledger_commit_thread_start(wb_ledger *l, char *msg, size_t msglen)
 	if (pthread_create(&l->thread, NULL, commit_main, l) != 0)
 		return wb_fail(msg, msglen, WB_ENOMEM,
 			       "cannot start the commit thread");
+	pthread_setname_np(l->thread, "wb-commit");
 	l->thread_started = true;
 	return WB_OK;
 }
@@ -127,10 +129,12 @@ static int64_t order_version_load(wb_ledger *l, const char *id, size_t n)
 	int64_t *cached = ledger_map_get(&l->order_cache, id, n);
 	if (cached)
 		return *cached;
+	uint8_t key[INDEX_KEY_MAX];
+	size_t kl = hashed_key(key, id, n);
 	char *err = NULL;
 	size_t vl = 0;
-	char *v = rocksdb_get_cf(l->db, l->ro, l->cf[CF_ORDERS], id, n, &vl,
-				 &err);
+	char *v = rocksdb_get_cf(l->db, l->ro, l->cf[CF_ORDERS], (char *)key,
+				 kl, &vl, &err);
 	if (err) {
 		/* a read error here would let a version repeat: fail hard */
 		wb_log(WB_LOG_ERROR, "store_read_failed", "cf=orders err=%s",
@@ -176,10 +180,12 @@ static bool is_duplicate(wb_ledger *l, const struct wb_slice *id)
 	if (ledger_map_get(&l->cur->ids, id->p, id->n) ||
 	    ledger_map_get(&other(l)->ids, id->p, id->n))
 		return true;
+	uint8_t key[INDEX_KEY_MAX];
+	size_t kl = hashed_key(key, id->p, id->n);
 	char *err = NULL;
 	size_t vl = 0;
-	char *v = rocksdb_get_cf(l->db, l->ro, l->cf[CF_DEDUPE], id->p, id->n,
-				 &vl, &err);
+	char *v = rocksdb_get_cf(l->db, l->ro, l->cf[CF_DEDUPE], (char *)key,
+				 kl, &vl, &err);
 	if (err) {
 		wb_log(WB_LOG_ERROR, "store_read_failed", "cf=dedupe err=%s",
 		       wb_log_q(err));
@@ -231,7 +237,7 @@ wb_err wb_ledger_batch_append(wb_ledger *l, int32_t partition,
 	wb_buf_append(&b->arena, v->order_id.p, v->order_id.n);
 	wb_buf_putc(&b->arena, 0);
 
-	uint8_t logkey[12], loc[12], okey[300];
+	uint8_t logkey[12], loc[12], okey[INDEX_KEY_MAX], dkey[INDEX_KEY_MAX];
 	be32(logkey, (uint32_t)partition);
 	be64(logkey + 4, (uint64_t)e.seq);
 	memcpy(loc, logkey, 12);
@@ -239,13 +245,14 @@ wb_err wb_ledger_batch_append(wb_ledger *l, int32_t partition,
 				  (char *)b->arena.data + off, entry_len);
 	/* order ids are capped at 256 bytes by wb_event_check */
 	assert(v->order_id.n <= 256);
-	memcpy(okey, v->order_id.p, v->order_id.n);
-	okey[v->order_id.n] = 0;
-	be64(okey + v->order_id.n + 1, (uint64_t)version);
+	size_t ol = hashed_key(okey, v->order_id.p, v->order_id.n);
+	okey[ol] = 0;
+	be64(okey + ol + 1, (uint64_t)version);
 	rocksdb_writebatch_put_cf(b->wb, l->cf[CF_BY_ORDER], (char *)okey,
-				  v->order_id.n + 9, (char *)loc, 12);
-	rocksdb_writebatch_put_cf(b->wb, l->cf[CF_DEDUPE], v->event_id.p,
-				  v->event_id.n, (char *)loc, 12);
+				  ol + 9, (char *)loc, 12);
+	size_t dl = hashed_key(dkey, v->event_id.p, v->event_id.n);
+	rocksdb_writebatch_put_cf(b->wb, l->cf[CF_DEDUPE], (char *)dkey, dl,
+				  (char *)loc, 12);
 	b->nputs += 3;
 	/* the order's state is written once per batch, when sealed */
 	ledger_map_put(&b->orders, v->order_id.p, v->order_id.n, version);
@@ -375,12 +382,12 @@ static void seal(wb_ledger *l, struct batch *b)
 		const struct ledger_map_slot *o = &b->orders.slots[i];
 		if (!ledger_map_used(&b->orders, o))
 			continue;
-		uint8_t state[9] = {ORDER_STATE_V1};
+		uint8_t state[9] = {ORDER_STATE_V1}, key[INDEX_KEY_MAX];
 		be64(state + 1, (uint64_t)o->val);
-		rocksdb_writebatch_put_cf(b->wb, l->cf[CF_ORDERS],
-					  (const char *)b->orders.keys.data +
-						  o->off,
-					  o->len, (char *)state, sizeof(state));
+		size_t kl = hashed_key(
+			key, (const char *)b->orders.keys.data + o->off, o->len);
+		rocksdb_writebatch_put_cf(b->wb, l->cf[CF_ORDERS], (char *)key,
+					  kl, (char *)state, sizeof(state));
 	}
 	for (size_t i = 0; i < b->noffsets; i++) {
 		struct staged_offset *s = &b->offsets[i];

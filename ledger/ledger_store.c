@@ -84,6 +84,39 @@ void ledger_load_heads(wb_ledger *l)
 	rocksdb_iter_destroy(it);
 }
 
+/* A new store gets the current format; an existing one must have it. */
+static wb_err check_format(wb_ledger *l, char *msg, size_t msglen)
+{
+	char *err = NULL;
+	size_t vl = 0;
+	char *v = rocksdb_get_cf(l->db, l->ro, l->cf[CF_DEFAULT], "format", 6,
+				 &vl, &err);
+	if (err)
+		return ledger_store_err(msg, msglen, "format", err);
+	wb_err rc = WB_OK;
+	if (v && (vl != strlen(LEDGER_FORMAT) ||
+		  memcmp(v, LEDGER_FORMAT, vl) != 0))
+		rc = wb_fail(msg, msglen, WB_ECORRUPT,
+			     "ledger store format %.*s, this build reads %s",
+			     (int)(vl > 16 ? 16 : vl), v, LEDGER_FORMAT);
+	else if (!v && wb_ledger_partition_count(l) > 0)
+		rc = wb_fail(msg, msglen, WB_ECORRUPT,
+			     "ledger store has no format marker (made by an "
+			     "older build); this build reads format %s",
+			     LEDGER_FORMAT);
+	else if (!v && !l->read_only) {
+		rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+		rocksdb_writeoptions_set_sync(wo, 1);
+		rocksdb_put_cf(l->db, wo, l->cf[CF_DEFAULT], "format", 6,
+			       LEDGER_FORMAT, strlen(LEDGER_FORMAT), &err);
+		rocksdb_writeoptions_destroy(wo);
+		if (err)
+			rc = ledger_store_err(msg, msglen, "format", err);
+	}
+	rocksdb_free(v);
+	return rc;
+}
+
 wb_err wb_ledger_open(const struct wb_ledger_options *o, wb_ledger **out,
 		      char *msg, size_t msglen)
 {
@@ -130,6 +163,13 @@ wb_err wb_ledger_open(const struct wb_ledger_options *o, wb_ledger **out,
 	rocksdb_options_set_write_buffer_size(l->point_opts, 16u << 20);
 	rocksdb_options_set_memtable_prefix_bloom_size_ratio(l->point_opts, 0.1);
 	rocksdb_options_set_memtable_whole_key_filtering(l->point_opts, 1);
+	/* Index families: hashed keys (ledger_internal.h) in a hashed
+	 * memtable; the 8-byte hash is the prefix. */
+	l->index_opts = rocksdb_options_create_copy(l->point_opts);
+	rocksdb_options_set_prefix_extractor(
+		l->index_opts,
+		rocksdb_slicetransform_create_fixed_prefix(KEY_HASH_LEN));
+	rocksdb_options_set_hash_skip_list_rep(l->index_opts, 1u << 18, 4, 4);
 	/* The log only ever appends in key order and is read back in bulk:
 	 * a vector memtable inserts in O(1) where a skiplist compares keys
 	 * log(n) times (the largest cost in a profile of the ledger). */
@@ -138,7 +178,10 @@ wb_err wb_ledger_open(const struct wb_ledger_options *o, wb_ledger **out,
 
 	const rocksdb_options_t *cf_opts[CF_COUNT];
 	for (int i = 0; i < CF_COUNT; i++)
-		cf_opts[i] = i == CF_LOG ? l->log_opts : l->point_opts;
+		cf_opts[i] = i == CF_LOG ? l->log_opts
+			     : i == CF_DEDUPE || i == CF_ORDERS || i == CF_BY_ORDER
+				     ? l->index_opts
+				     : l->point_opts;
 
 	char *err = NULL;
 	if (o->read_only)
@@ -162,6 +205,11 @@ wb_err wb_ledger_open(const struct wb_ledger_options *o, wb_ledger **out,
 	l->ro = rocksdb_readoptions_create();
 	ledger_batches_init(l);
 	ledger_load_heads(l);
+	wb_err frc = check_format(l, msg, msglen);
+	if (frc) {
+		wb_ledger_close(l);
+		return frc;
+	}
 	if (!o->read_only) {
 		wb_err rc = ledger_commit_thread_start(l, msg, msglen);
 		if (rc) {
@@ -191,6 +239,8 @@ void wb_ledger_close(wb_ledger *l)
 		rocksdb_options_destroy(l->point_opts);
 	if (l->log_opts)
 		rocksdb_options_destroy(l->log_opts);
+	if (l->index_opts)
+		rocksdb_options_destroy(l->index_opts);
 	if (l->db_opts)
 		rocksdb_options_destroy(l->db_opts);
 	if (l->bbto)
@@ -297,18 +347,19 @@ wb_ledger_iter *wb_ledger_iter_order_create(wb_ledger *l, const char *order_id)
 	it->by_order = true;
 	it->ro = rocksdb_readoptions_create();
 	size_t n = strlen(order_id);
-	if (n > 300)
-		n = 300;
-	memcpy(it->lower, order_id, n);
-	it->lower[n] = 0;
-	memcpy(it->upper, order_id, n);
-	it->upper[n] = 1;
+	if (n > 256)
+		n = 256; /* longer ids are never stored */
+	size_t kl = hashed_key(it->lower, order_id, n);
+	memcpy(it->upper, it->lower, kl);
+	it->lower[kl] = 0;
+	it->upper[kl] = 1;
+	rocksdb_readoptions_set_prefix_same_as_start(it->ro, 1);
 	rocksdb_readoptions_set_iterate_lower_bound(it->ro, (char *)it->lower,
-						    n + 1);
+						    kl + 1);
 	rocksdb_readoptions_set_iterate_upper_bound(it->ro, (char *)it->upper,
-						    n + 1);
+						    kl + 1);
 	it->it = rocksdb_create_iterator_cf(l->db, it->ro, l->cf[CF_BY_ORDER]);
-	rocksdb_iter_seek(it->it, (char *)it->lower, n + 1);
+	rocksdb_iter_seek(it->it, (char *)it->lower, kl + 1);
 	return it;
 }
 

@@ -131,10 +131,25 @@ static void verify_chain(wb_ledger *l, struct wb_verify_result *r)
 }
 
 /* Every order's versions are 1..n and point at entries of that order. */
+/* The order's stored version must be the last one indexed. */
+static bool verify_order_head(wb_ledger *l, struct wb_verify_result *r,
+			      const uint8_t *id, size_t n, int64_t last)
+{
+	char tmp[300];
+	snprintf(tmp, sizeof(tmp), "%.*s", (int)n, (const char *)id);
+	int64_t v = wb_ledger_order_version(l, tmp);
+	if (v != last)
+		verify_fail(r, -1, -1, "order %s: stored version %lld, index "
+			    "ends at %lld", tmp, (long long)v, (long long)last);
+	return r->ok;
+}
+
 static void verify_orders(wb_ledger *l, struct wb_verify_result *r)
 {
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_readoptions_set_total_order_seek(ro, 1); /* every prefix */
 	rocksdb_iterator_t *it =
-		rocksdb_create_iterator_cf(l->db, l->ro, l->cf[CF_BY_ORDER]);
+		rocksdb_create_iterator_cf(l->db, ro, l->cf[CF_BY_ORDER]);
 	wb_buf cur;
 	wb_buf_init(&cur);
 	int64_t last = 0;
@@ -144,13 +159,18 @@ static void verify_orders(wb_ledger *l, struct wb_verify_result *r)
 		size_t kl, vl;
 		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
 		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
-		if (kl < 10 || k[kl - 9] != 0 || vl != 12) {
+		if (kl < KEY_HASH_LEN + 10 || k[kl - 9] != 0 || vl != 12) {
 			verify_fail(r, -1, -1, "malformed by_order record");
 			break;
 		}
-		size_t idlen = kl - 9;
-		int64_t version = (int64_t)rd64(k + idlen + 1);
+		/* key: hash(8) | order id | 0 | BE64 version */
+		size_t idlen = kl - 9 - KEY_HASH_LEN;
+		int64_t version = (int64_t)rd64(k + kl - 8);
+		k += KEY_HASH_LEN;
 		if (cur.len != idlen || memcmp(cur.data, k, idlen)) {
+			if (last > 0 && !verify_order_head(l, r, cur.data,
+							   cur.len, last))
+				break;
 			wb_buf_reset(&cur);
 			wb_buf_append(&cur, k, idlen);
 			last = 0;
@@ -185,8 +205,11 @@ static void verify_orders(wb_ledger *l, struct wb_verify_result *r)
 		rocksdb_free(err);
 		rocksdb_free(ent);
 	}
+	if (r->ok && last > 0)
+		verify_order_head(l, r, cur.data, cur.len, last);
 	wb_buf_finish(&cur);
 	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
 }
 
 wb_err wb_ledger_verify(wb_ledger *l, struct wb_verify_result *r, char *msg,
