@@ -8,7 +8,7 @@
 
 int main(void)
 {
-	char msg[256];
+	char msg[256] = "";
 	char path[] = "/tmp/wbcfgXXXXXX";
 	int fd = mkstemp(path);
 	const char *text = "# comment\n topic.prefix = t1. \n"

@@ -85,7 +85,7 @@ int main(void)
 		return 1;
 	char path[300];
 	snprintf(path, sizeof(path), "%s/db", dir);
-	char msg[512];
+	char msg[512] = "";
 	struct wb_ledger_options o = {.dir = path, .sync = true};
 	wb_ledger *l = NULL;
 	ok(wb_ledger_open(&o, &l, msg, sizeof(msg)) == WB_OK, "open (%s)", msg);

@@ -1,0 +1,1233 @@
+/*
+ * projector_store.c — the projector's read models in its own RocksDB.
+ *
+ * Column families:
+ *   views        order_id                          -> stored view (JSON)
+ *   timeline     order_id | 0x00 | BE64 version    -> timeline record (JSON)
+ *   returns      merchant | 0 | return_id | 0 | order_id -> return (JSON)
+ *   lookups      kind | merchant | 0 | value | 0 | order_id -> ""
+ *                (kind: 'e' email, 'n' name, 't' tracking, 'c' channel id)
+ *   checkpoints  BE32 partition -> BE64 last applied seq | BE64 next Kafka
+ *                offset (all ones = none) | BE64 recorded_at of that entry |
+ *                BE64 latest source_time
+ *   outbox       order_id -> BE64 version whose OrderStatus Kafka has not
+ *                acknowledged yet
+ *   meta         "format" -> "1"
+ * Returns by order are read from the view, which holds them.
+ *
+ * One thread applies. A batch keeps the views it touches as jansson values
+ * (the entry is decoded from Avro once, the view parsed at most once and
+ * serialised once per batch), and commits views, timeline records,
+ * returns, lookup changes, the outbox and the checkpoints of every
+ * partition it read in one WriteBatch. Views stay cached across batches
+ * (bounded); a failed commit drops the cache, since the cached values
+ * would be ahead of the store.
+ *
+ * Queries run on any thread: they read RocksDB (thread-safe) and never the
+ * apply thread's cache; positions and freshness are guarded by a mutex,
+ * and a condition variable wakes wb_views_wait after each commit.
+ */
+#include "projector_internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <rocksdb/c.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+	CF_DEFAULT, CF_VIEWS, CF_TIMELINE, CF_RETURNS, CF_LOOKUPS,
+	CF_CHECKPOINTS, CF_OUTBOX, CF_META, CF_COUNT
+};
+static const char *const cf_names[CF_COUNT] = {
+	"default", "views", "timeline", "returns", "lookups", "checkpoints",
+	"outbox", "meta"};
+
+static const char lookup_kinds[] = {'e', 'n', 't', 'c'}; /* enum wb_lookup */
+static const char *const lookup_names[] = {"email", "name", "tracking",
+					   "channel_order_id"};
+
+struct part {
+	int64_t applied;    /* committed */
+	int64_t staged;     /* including this batch */
+	int64_t offset;     /* committed next Kafka offset, -1 = none */
+	int64_t staged_offset;
+	int64_t recorded_at, staged_recorded_at;
+	int64_t source_time, staged_source_time;
+	int64_t lag;
+	bool dirty;
+};
+
+/* An order the current batch touched. */
+struct touched {
+	char *order_id;
+	json_t *view;
+	json_t *orig_lookups; /* "<kind char><value>" -> true, before */
+	bool returns_dirty;
+};
+
+struct wb_views {
+	rocksdb_t *db;
+	rocksdb_column_family_handle_t *cf[CF_COUNT];
+	rocksdb_options_t *db_opts, *cf_opts;
+	rocksdb_block_based_table_options_t *bbto;
+	rocksdb_cache_t *cache;
+	rocksdb_writeoptions_t *wo;
+	rocksdb_readoptions_t *ro;
+	bool read_only;
+
+	int default_window;
+	json_t *windows; /* merchant -> days */
+
+	/* guarded by mu: what queries and other threads see */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct part *parts;
+	int32_t nparts;
+	int64_t position;
+	int64_t latest_source_time, last_recorded_at;
+	struct wb_views_stats stats;
+
+	/* apply thread only */
+	json_t *cache_views; /* order_id -> view */
+	size_t cache_max;
+	rocksdb_writebatch_t *wb;
+	json_t *batch_index; /* order_id -> index into touched */
+	struct touched *touched;
+	size_t ntouched, captouched;
+	uint64_t batch_applied, batch_skipped;
+	int64_t batch_us;
+	bool outbox;
+	json_t *outbox_pending; /* order_id -> version staged, not acked */
+	json_t *outbox_acked;   /* order_id -> true: delete with next commit */
+	wb_buf key, scratch;
+};
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static void be32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static void be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t rd64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static wb_err store_err(char *msg, size_t msglen, const char *what, char *err)
+{
+	wb_err rc = wb_fail(msg, msglen, WB_ESTORE, "%s: %s", what,
+			    err ? err : "unknown RocksDB error");
+	rocksdb_free(err);
+	return rc;
+}
+
+static struct part *part_get(wb_views *v, int32_t p)
+{
+	assert(p >= 0);
+	if (p >= v->nparts) {
+		int32_t n = p + 1;
+		v->parts = wb_xrealloc(v->parts, (size_t)n * sizeof(*v->parts));
+		for (int32_t i = v->nparts; i < n; i++)
+			v->parts[i] = (struct part){.offset = -1,
+						    .staged_offset = -1,
+						    .lag = -1};
+		v->nparts = n;
+	}
+	return &v->parts[p];
+}
+
+static char *dump_json(json_t *j)
+{
+	return json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+}
+
+/* ---- open / close -------------------------------------------------------- */
+
+static void window_add(const char *merchant, size_t n, int days, void *ud)
+{
+	wb_views *v = ud;
+	char *m = wb_xstrndup(merchant, n);
+	json_object_set_new(v->windows, m, json_integer(days));
+	free(m);
+}
+
+static wb_err load_checkpoints(wb_views *v, char *msg, size_t msglen)
+{
+	rocksdb_iterator_t *it =
+		rocksdb_create_iterator_cf(v->db, v->ro, v->cf[CF_CHECKPOINTS]);
+	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t kl, vl;
+		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
+		const uint8_t *val = (const uint8_t *)rocksdb_iter_value(it, &vl);
+		if (kl != 4 || vl != 32) {
+			rocksdb_iter_destroy(it);
+			return wb_fail(msg, msglen, WB_ECORRUPT,
+				       "malformed checkpoint record");
+		}
+		struct part *p = part_get(v, (int32_t)rd32(k));
+		p->applied = p->staged = (int64_t)rd64(val);
+		p->offset = p->staged_offset = (int64_t)rd64(val + 8);
+		p->recorded_at = p->staged_recorded_at = (int64_t)rd64(val + 16);
+		p->source_time = p->staged_source_time = (int64_t)rd64(val + 24);
+		v->position += p->applied;
+		if (p->source_time > v->latest_source_time)
+			v->latest_source_time = p->source_time;
+		if (p->recorded_at > v->last_recorded_at)
+			v->last_recorded_at = p->recorded_at;
+	}
+	char *err = NULL;
+	rocksdb_iter_get_error(it, &err);
+	rocksdb_iter_destroy(it);
+	if (err)
+		return store_err(msg, msglen, "read checkpoints", err);
+	return WB_OK;
+}
+
+wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
+		     char *msg, size_t msglen)
+{
+	assert(o && o->dir && out);
+	*out = NULL;
+	struct stat st;
+	if (o->read_only && stat(o->dir, &st) != 0)
+		return wb_fail(msg, msglen, WB_ENOTFOUND,
+			       "no projector store at %s (set "
+			       "projector.data.dir)",
+			       o->dir);
+	if (!o->read_only && mkdir(o->dir, 0755) != 0 && errno != EEXIST)
+		return wb_fail(msg, msglen, WB_EIO, "mkdir %s: %s", o->dir,
+			       strerror(errno));
+
+	wb_views *v = wb_xcalloc(1, sizeof(*v));
+	v->read_only = o->read_only;
+	v->cache_max = o->cache_orders ? o->cache_orders : 100000;
+	v->default_window = o->return_window_days == 0
+				    ? WB_DEFAULT_RETURN_WINDOW_DAYS
+				    : o->return_window_days;
+	v->windows = json_object();
+	pthread_mutex_init(&v->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&v->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	v->cache_views = json_object();
+	v->batch_index = json_object();
+	v->outbox_pending = json_object();
+	v->outbox_acked = json_object();
+	wb_buf_init(&v->key);
+	wb_buf_init(&v->scratch);
+	if (o->return_windows &&
+	    !wb_return_windows_parse(o->return_windows, window_add, v, msg,
+				     msglen)) {
+		wb_views_close(v);
+		return WB_ECONFIG;
+	}
+
+	v->cache = rocksdb_cache_create_lru(64u << 20);
+	v->bbto = rocksdb_block_based_options_create();
+	rocksdb_block_based_options_set_block_cache(v->bbto, v->cache);
+	rocksdb_block_based_options_set_filter_policy(
+		v->bbto, rocksdb_filterpolicy_create_bloom_full(10));
+	v->db_opts = rocksdb_options_create();
+	rocksdb_options_set_create_if_missing(v->db_opts, 1);
+	rocksdb_options_set_create_missing_column_families(v->db_opts, 1);
+	rocksdb_options_set_max_background_jobs(v->db_opts, 2);
+	rocksdb_options_set_write_buffer_size(v->db_opts, 32u << 20);
+	rocksdb_options_set_max_total_wal_size(v->db_opts, 256u << 20);
+	rocksdb_options_set_keep_log_file_num(v->db_opts, 3);
+	rocksdb_options_set_paranoid_checks(v->db_opts, 1);
+	rocksdb_options_set_block_based_table_factory(v->db_opts, v->bbto);
+	rocksdb_options_set_compression(v->db_opts, rocksdb_lz4_compression);
+	v->cf_opts = rocksdb_options_create_copy(v->db_opts);
+	rocksdb_options_set_memtable_prefix_bloom_size_ratio(v->cf_opts, 0.1);
+	rocksdb_options_set_memtable_whole_key_filtering(v->cf_opts, 1);
+	const rocksdb_options_t *cf_opts[CF_COUNT];
+	for (int i = 0; i < CF_COUNT; i++)
+		cf_opts[i] = v->cf_opts;
+
+	char *err = NULL;
+	if (o->read_only)
+		v->db = rocksdb_open_for_read_only_column_families(
+			v->db_opts, o->dir, CF_COUNT, cf_names, cf_opts, v->cf,
+			0, &err);
+	else
+		v->db = rocksdb_open_column_families(v->db_opts, o->dir,
+						     CF_COUNT, cf_names,
+						     cf_opts, v->cf, &err);
+	if (!v->db) {
+		wb_err rc = store_err(msg, msglen, o->dir, err);
+		wb_views_close(v);
+		return rc;
+	}
+	rocksdb_set_perf_level(1 /* kDisable */);
+	v->wo = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_set_sync(v->wo, o->sync);
+	v->ro = rocksdb_readoptions_create();
+	v->wb = rocksdb_writebatch_create();
+	if (!o->read_only) {
+		rocksdb_put_cf(v->db, v->wo, v->cf[CF_META], "format", 6, "1",
+			       1, &err);
+		if (err) {
+			wb_err rc = store_err(msg, msglen, "write meta", err);
+			wb_views_close(v);
+			return rc;
+		}
+	}
+	wb_err rc = load_checkpoints(v, msg, msglen);
+	if (rc) {
+		wb_views_close(v);
+		return rc;
+	}
+	*out = v;
+	return WB_OK;
+}
+
+static void touched_clear(wb_views *v)
+{
+	for (size_t i = 0; i < v->ntouched; i++) {
+		free(v->touched[i].order_id);
+		json_decref(v->touched[i].view);
+		json_decref(v->touched[i].orig_lookups);
+	}
+	v->ntouched = 0;
+	json_object_clear(v->batch_index);
+}
+
+void wb_views_close(wb_views *v)
+{
+	if (!v)
+		return;
+	touched_clear(v);
+	free(v->touched);
+	for (int i = 0; i < CF_COUNT; i++)
+		if (v->cf[i])
+			rocksdb_column_family_handle_destroy(v->cf[i]);
+	if (v->db)
+		rocksdb_close(v->db);
+	if (v->wb)
+		rocksdb_writebatch_destroy(v->wb);
+	if (v->wo)
+		rocksdb_writeoptions_destroy(v->wo);
+	if (v->ro)
+		rocksdb_readoptions_destroy(v->ro);
+	if (v->cf_opts)
+		rocksdb_options_destroy(v->cf_opts);
+	if (v->db_opts)
+		rocksdb_options_destroy(v->db_opts);
+	if (v->bbto)
+		rocksdb_block_based_options_destroy(v->bbto);
+	if (v->cache)
+		rocksdb_cache_destroy(v->cache);
+	json_decref(v->windows);
+	json_decref(v->cache_views);
+	json_decref(v->batch_index);
+	json_decref(v->outbox_pending);
+	json_decref(v->outbox_acked);
+	wb_buf_finish(&v->key);
+	wb_buf_finish(&v->scratch);
+	pthread_mutex_destroy(&v->mu);
+	pthread_cond_destroy(&v->cv);
+	free(v->parts);
+	free(v);
+}
+
+wb_err wb_views_destroy(const char *dir, char *msg, size_t msglen)
+{
+	rocksdb_options_t *o = rocksdb_options_create();
+	char *err = NULL;
+	rocksdb_destroy_db(o, dir, &err);
+	rocksdb_options_destroy(o);
+	if (err)
+		return store_err(msg, msglen, dir, err);
+	rmdir(dir); /* what RocksDB leaves: an empty directory */
+	return WB_OK;
+}
+
+/* ---- reading one value ----------------------------------------------------- */
+
+/* The JSON stored under key in cf, or NULL (WB_ENOTFOUND). */
+static wb_err get_json(wb_views *v, int cf, const void *key, size_t klen,
+		       json_t **out, char *msg, size_t msglen)
+{
+	char *err = NULL;
+	size_t vl = 0;
+	char *val = rocksdb_get_cf(v->db, v->ro, v->cf[cf], key, klen, &vl,
+				   &err);
+	*out = NULL;
+	if (err)
+		return store_err(msg, msglen, "read", err);
+	if (!val)
+		return WB_ENOTFOUND;
+	json_error_t je;
+	*out = json_loadb(val, vl, 0, &je);
+	rocksdb_free(val);
+	if (!*out)
+		return wb_fail(msg, msglen, WB_ECORRUPT,
+			       "stored %s value is not JSON: %s",
+			       cf_names[cf], je.text);
+	return WB_OK;
+}
+
+/* ---- lookups ------------------------------------------------------------- */
+
+/* kind | merchant | 0 | value | 0 | order_id (order_id may be NULL: the
+ * prefix) into v->key. */
+static void lookup_key(wb_buf *k, char kind, const char *merchant,
+		       const char *value, const char *order_id)
+{
+	wb_buf_reset(k);
+	wb_buf_putc(k, (uint8_t)kind);
+	wb_buf_append(k, merchant, strlen(merchant));
+	wb_buf_putc(k, 0);
+	wb_buf_append(k, value, strlen(value));
+	wb_buf_putc(k, 0);
+	if (order_id)
+		wb_buf_append(k, order_id, strlen(order_id));
+}
+
+static void collect_lookup(enum wb_lookup kind, const char *value, void *ud)
+{
+	json_t *set = ud;
+	size_t n = strlen(value);
+	char *k = wb_xmalloc(n + 2);
+	k[0] = lookup_kinds[kind];
+	memcpy(k + 1, value, n + 1);
+	json_object_set_new(set, k, json_true());
+	free(k);
+}
+
+static json_t *lookups_of(json_t *view)
+{
+	json_t *set = json_object();
+	if (view)
+		wb_view_lookups(view, collect_lookup, set);
+	return set;
+}
+
+/* ---- applying ---------------------------------------------------------- */
+
+/* Forgets the batch being built. */
+static void batch_reset(wb_views *v)
+{
+	rocksdb_writebatch_clear(v->wb);
+	touched_clear(v);
+	v->batch_applied = v->batch_skipped = 0;
+	v->batch_us = 0;
+	for (int32_t p = 0; p < v->nparts; p++) {
+		struct part *pt = &v->parts[p];
+		pt->staged = pt->applied;
+		pt->staged_offset = pt->offset;
+		pt->staged_recorded_at = pt->recorded_at;
+		pt->staged_source_time = pt->source_time;
+		pt->dirty = false;
+	}
+}
+
+void wb_views_batch_begin(wb_views *v)
+{
+	assert(!v->read_only);
+	/* views of a batch never committed were changed in place, cached
+	 * ones included */
+	if (v->ntouched)
+		json_object_clear(v->cache_views);
+	batch_reset(v);
+}
+
+void wb_views_batch_offset(wb_views *v, int32_t partition, int64_t next)
+{
+	struct part *pt = part_get(v, partition);
+	if (next > pt->staged_offset) {
+		pt->staged_offset = next;
+		pt->dirty = true;
+	}
+}
+
+/* The batch's record of order_id, loading its view (cache, then store). */
+static struct touched *touch(wb_views *v, const char *order_id, char *msg,
+			     size_t msglen, wb_err *rc)
+{
+	*rc = WB_OK;
+	json_t *ix = json_object_get(v->batch_index, order_id);
+	if (ix)
+		return &v->touched[json_integer_value(ix)];
+	json_t *view = json_object_get(v->cache_views, order_id);
+	if (view) {
+		json_incref(view);
+	} else {
+		*rc = get_json(v, CF_VIEWS, order_id, strlen(order_id), &view,
+			       msg, msglen);
+		if (*rc == WB_ENOTFOUND)
+			*rc = WB_OK;
+		if (*rc)
+			return NULL;
+	}
+	if (v->ntouched == v->captouched) {
+		v->captouched = v->captouched ? 2 * v->captouched : 1024;
+		v->touched = wb_xrealloc(v->touched,
+					 v->captouched * sizeof(*v->touched));
+	}
+	struct touched *t = &v->touched[v->ntouched];
+	*t = (struct touched){wb_xstrdup(order_id), view, lookups_of(view),
+			      false};
+	json_object_set_new(v->batch_index, order_id,
+			    json_integer((json_int_t)v->ntouched));
+	v->ntouched++;
+	return t;
+}
+
+wb_err wb_views_batch_apply(wb_views *v, const uint8_t *entry, size_t len,
+			    bool *skipped, char *msg, size_t msglen)
+{
+	int64_t t0 = wb_mono_us();
+	struct wb_entry e;
+	*skipped = false;
+	wb_err rc = wb_entry_parse(entry, len, &e, msg, msglen);
+	if (rc)
+		return rc;
+	struct part *pt = part_get(v, e.partition);
+	if (e.seq <= pt->staged) {
+		*skipped = true;
+		v->batch_skipped++;
+		return WB_OK;
+	}
+	if (e.seq != pt->staged + 1)
+		return wb_fail(msg, msglen, WB_ECORRUPT,
+			       "partition %d: entry seq %lld follows applied "
+			       "seq %lld, so seqs %lld..%lld are missing; the "
+			       "read models need a rebuild "
+			       "(waybill-projector --rebuild "
+			       "--ledger-dir=LEDGER_DATA_DIR)",
+			       e.partition, (long long)e.seq,
+			       (long long)pt->staged,
+			       (long long)pt->staged + 1,
+			       (long long)e.seq - 1);
+	json_t *j = NULL;
+	rc = wb_avro_decode(WB_SCHEMA_ORDER_EVENT, e.event, e.event_len, &j,
+			    msg, msglen);
+	if (rc)
+		return wb_fail(msg, msglen, WB_ECORRUPT,
+			       "partition %d seq %lld: undecodable event",
+			       e.partition, (long long)e.seq);
+	json_object_set_new(j, "partition", json_integer(e.partition));
+	json_object_set_new(j, "seq", json_integer(e.seq));
+	json_object_set_new(j, "version", json_integer(e.version));
+	json_object_set_new(j, "recorded_at", json_integer(e.recorded_at));
+	const char *oid = json_string_value(json_object_get(j, "order_id"));
+	struct touched *t = oid ? touch(v, oid, msg, msglen, &rc) : NULL;
+	if (!t) {
+		json_decref(j);
+		return rc ? rc
+			  : wb_fail(msg, msglen, WB_ECORRUPT,
+				    "entry without order_id");
+	}
+	struct wb_fold_info info;
+	rc = wb_order_fold_ex(&t->view, j, &info, msg, msglen);
+	if (rc) {
+		json_decref(j);
+		return rc;
+	}
+	const char *type = json_string_value(json_object_get(j, "type"));
+	if (type && strncmp(type, "Return", 6) == 0)
+		t->returns_dirty = true;
+
+	/* the timeline record */
+	json_t *tl = wb_timeline_entry(j, &info);
+	char *s = dump_json(tl);
+	json_decref(tl);
+	size_t ol = strlen(oid);
+	wb_buf_reset(&v->key);
+	wb_buf_append(&v->key, oid, ol);
+	wb_buf_putc(&v->key, 0);
+	wb_buf_reserve(&v->key, 8);
+	be64(v->key.data + v->key.len, (uint64_t)e.version);
+	v->key.len += 8;
+	rocksdb_writebatch_put_cf(v->wb, v->cf[CF_TIMELINE],
+				  (const char *)v->key.data, v->key.len, s,
+				  strlen(s));
+	free(s);
+
+	int64_t st = json_integer_value(json_object_get(j, "source_time"));
+	pt->staged = e.seq;
+	pt->dirty = true;
+	if (e.recorded_at > pt->staged_recorded_at)
+		pt->staged_recorded_at = e.recorded_at;
+	if (st > pt->staged_source_time)
+		pt->staged_source_time = st;
+	json_decref(j);
+	v->batch_applied++;
+	v->batch_us += wb_mono_us() - t0;
+	return WB_OK;
+}
+
+static void put_lookups(wb_views *v, struct touched *t)
+{
+	const char *merchant =
+		json_string_value(json_object_get(t->view, "merchant"));
+	if (!merchant)
+		return;
+	json_t *now = lookups_of(t->view);
+	const char *k;
+	json_t *x;
+	json_object_foreach(t->orig_lookups, k, x) {
+		if (json_object_get(now, k))
+			continue;
+		lookup_key(&v->key, k[0], merchant, k + 1, t->order_id);
+		rocksdb_writebatch_delete_cf(v->wb, v->cf[CF_LOOKUPS],
+					     (const char *)v->key.data,
+					     v->key.len);
+	}
+	json_object_foreach(now, k, x) {
+		if (json_object_get(t->orig_lookups, k))
+			continue;
+		lookup_key(&v->key, k[0], merchant, k + 1, t->order_id);
+		rocksdb_writebatch_put_cf(v->wb, v->cf[CF_LOOKUPS],
+					  (const char *)v->key.data,
+					  v->key.len, "", 0);
+	}
+	json_decref(now);
+}
+
+static void put_returns(wb_views *v, struct touched *t)
+{
+	const char *merchant =
+		json_string_value(json_object_get(t->view, "merchant"));
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(t->view, "returns"), i, r) {
+		const char *rid =
+			json_string_value(json_object_get(r, "return_id"));
+		if (!rid || !merchant)
+			continue;
+		wb_buf_reset(&v->key);
+		wb_buf_append(&v->key, merchant, strlen(merchant));
+		wb_buf_putc(&v->key, 0);
+		wb_buf_append(&v->key, rid, strlen(rid));
+		wb_buf_putc(&v->key, 0);
+		wb_buf_append(&v->key, t->order_id, strlen(t->order_id));
+		json_t *o = json_copy(r);
+		json_object_set_new(o, "order_id", json_string(t->order_id));
+		char *s = dump_json(o);
+		json_decref(o);
+		rocksdb_writebatch_put_cf(v->wb, v->cf[CF_RETURNS],
+					  (const char *)v->key.data,
+					  v->key.len, s, strlen(s));
+		free(s);
+	}
+}
+
+wb_err wb_views_batch_commit(wb_views *v,
+			     void (*changed)(const char *order_id,
+					     json_t *view, void *ud),
+			     void *ud, char *msg, size_t msglen)
+{
+	int64_t t0 = wb_mono_us();
+	bool any_part = false;
+	for (int32_t p = 0; p < v->nparts; p++)
+		any_part |= v->parts[p].dirty;
+	if (!v->ntouched && !any_part &&
+	    json_object_size(v->outbox_acked) == 0) {
+		pthread_mutex_lock(&v->mu);
+		v->stats.skipped += v->batch_skipped;
+		pthread_mutex_unlock(&v->mu);
+		batch_reset(v);
+		return WB_OK;
+	}
+	/* outbox deletes first: a newer version put below wins */
+	const char *k;
+	json_t *x;
+	json_object_foreach(v->outbox_acked, k, x)
+		rocksdb_writebatch_delete_cf(v->wb, v->cf[CF_OUTBOX], k,
+					     strlen(k));
+	for (size_t i = 0; i < v->ntouched; i++) {
+		struct touched *t = &v->touched[i];
+		char *s = dump_json(t->view);
+		rocksdb_writebatch_put_cf(v->wb, v->cf[CF_VIEWS], t->order_id,
+					  strlen(t->order_id), s, strlen(s));
+		free(s);
+		put_lookups(v, t);
+		if (t->returns_dirty)
+			put_returns(v, t);
+		if (v->outbox) {
+			uint8_t ver[8];
+			be64(ver, (uint64_t)json_integer_value(
+					  json_object_get(t->view, "version")));
+			rocksdb_writebatch_put_cf(v->wb, v->cf[CF_OUTBOX],
+						  t->order_id,
+						  strlen(t->order_id),
+						  (char *)ver, 8);
+		}
+	}
+	for (int32_t p = 0; p < v->nparts; p++) {
+		struct part *pt = &v->parts[p];
+		if (!pt->dirty)
+			continue;
+		uint8_t key[4], val[32];
+		be32(key, (uint32_t)p);
+		be64(val, (uint64_t)pt->staged);
+		be64(val + 8, (uint64_t)pt->staged_offset);
+		be64(val + 16, (uint64_t)pt->staged_recorded_at);
+		be64(val + 24, (uint64_t)pt->staged_source_time);
+		rocksdb_writebatch_put_cf(v->wb, v->cf[CF_CHECKPOINTS],
+					  (char *)key, 4, (char *)val, 32);
+	}
+	char *err = NULL;
+	rocksdb_write(v->db, v->wo, v->wb, &err);
+	if (err) {
+		wb_err rc = store_err(msg, msglen, "commit", err);
+		json_object_clear(v->cache_views);
+		wb_views_batch_begin(v);
+		return rc;
+	}
+	json_object_clear(v->outbox_acked);
+
+	/* publish the new position */
+	pthread_mutex_lock(&v->mu);
+	for (int32_t p = 0; p < v->nparts; p++) {
+		struct part *pt = &v->parts[p];
+		if (!pt->dirty)
+			continue;
+		v->position += pt->staged - pt->applied;
+		pt->applied = pt->staged;
+		pt->offset = pt->staged_offset;
+		pt->recorded_at = pt->staged_recorded_at;
+		pt->source_time = pt->staged_source_time;
+		if (pt->source_time > v->latest_source_time)
+			v->latest_source_time = pt->source_time;
+		if (pt->recorded_at > v->last_recorded_at)
+			v->last_recorded_at = pt->recorded_at;
+		pt->dirty = false;
+	}
+	v->stats.applied += v->batch_applied;
+	v->stats.skipped += v->batch_skipped;
+	v->stats.commits++;
+	v->stats.orders_written += v->ntouched;
+	v->stats.apply_us += v->batch_us + (wb_mono_us() - t0);
+	v->stats.last_commit_ms = wb_now_ms();
+	pthread_cond_broadcast(&v->cv);
+	pthread_mutex_unlock(&v->mu);
+
+	if (json_object_size(v->cache_views) + v->ntouched > v->cache_max)
+		json_object_clear(v->cache_views);
+	for (size_t i = 0; i < v->ntouched; i++) {
+		struct touched *t = &v->touched[i];
+		if (v->outbox)
+			json_object_set(v->outbox_pending, t->order_id,
+					json_object_get(t->view, "version"));
+		json_object_set(v->cache_views, t->order_id, t->view);
+		if (changed)
+			changed(t->order_id, t->view, ud);
+	}
+	batch_reset(v);
+	return WB_OK;
+}
+
+/* ---- position ------------------------------------------------------------ */
+
+int32_t wb_views_partitions(wb_views *v)
+{
+	pthread_mutex_lock(&v->mu);
+	int32_t n = v->nparts;
+	pthread_mutex_unlock(&v->mu);
+	return n;
+}
+
+int64_t wb_views_applied(wb_views *v, int32_t partition)
+{
+	pthread_mutex_lock(&v->mu);
+	int64_t a = partition >= 0 && partition < v->nparts
+			    ? v->parts[partition].applied
+			    : 0;
+	pthread_mutex_unlock(&v->mu);
+	return a;
+}
+
+int64_t wb_views_offset(wb_views *v, int32_t partition)
+{
+	pthread_mutex_lock(&v->mu);
+	int64_t a = partition >= 0 && partition < v->nparts
+			    ? v->parts[partition].offset
+			    : -1;
+	pthread_mutex_unlock(&v->mu);
+	return a;
+}
+
+int64_t wb_views_position(wb_views *v)
+{
+	pthread_mutex_lock(&v->mu);
+	int64_t p = v->position;
+	pthread_mutex_unlock(&v->mu);
+	return p;
+}
+
+bool wb_views_wait(wb_views *v, int64_t position, int timeout_ms)
+{
+	struct timespec dl;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	if (timeout_ms < 0)
+		timeout_ms = 0;
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&v->mu);
+	while (v->position < position) {
+		if (pthread_cond_timedwait(&v->cv, &v->mu, &dl) == ETIMEDOUT)
+			break;
+	}
+	bool ok = v->position >= position;
+	pthread_mutex_unlock(&v->mu);
+	return ok;
+}
+
+void wb_views_freshness(wb_views *v, int64_t *latest_source_time,
+			int64_t *last_recorded_at)
+{
+	pthread_mutex_lock(&v->mu);
+	if (latest_source_time)
+		*latest_source_time = v->latest_source_time;
+	if (last_recorded_at)
+		*last_recorded_at = v->last_recorded_at;
+	pthread_mutex_unlock(&v->mu);
+}
+
+void wb_views_set_lag(wb_views *v, int32_t partition, int64_t lag)
+{
+	if (partition < 0)
+		return;
+	pthread_mutex_lock(&v->mu);
+	part_get(v, partition)->lag = lag;
+	pthread_mutex_unlock(&v->mu);
+}
+
+int64_t wb_views_lag(wb_views *v, int32_t partition)
+{
+	pthread_mutex_lock(&v->mu);
+	int64_t l = partition >= 0 && partition < v->nparts
+			    ? v->parts[partition].lag
+			    : -1;
+	pthread_mutex_unlock(&v->mu);
+	return l;
+}
+
+void wb_views_stats(wb_views *v, struct wb_views_stats *out)
+{
+	pthread_mutex_lock(&v->mu);
+	*out = v->stats;
+	pthread_mutex_unlock(&v->mu);
+}
+
+/* ---- queries ------------------------------------------------------------- */
+
+int wb_views_return_window(wb_views *v, const char *merchant)
+{
+	json_t *d = merchant ? json_object_get(v->windows, merchant) : NULL;
+	int days = d ? (int)json_integer_value(d) : v->default_window;
+	return days > 0 ? days : 0;
+}
+
+/* The stored view of order_id if it belongs to merchant. */
+static wb_err load_view(wb_views *v, const char *merchant,
+			const char *order_id, json_t **out)
+{
+	char msg[256];
+	*out = NULL;
+	if (!merchant || !order_id)
+		return WB_EINVAL;
+	json_t *view;
+	wb_err rc = get_json(v, CF_VIEWS, order_id, strlen(order_id), &view,
+			     msg, sizeof(msg));
+	if (rc) {
+		if (rc != WB_ENOTFOUND)
+			wb_log(WB_LOG_ERROR, "store_read_failed",
+			       "cf=views msg=%s", wb_log_q(msg));
+		return rc;
+	}
+	const char *m = json_string_value(json_object_get(view, "merchant"));
+	if (!m || strcmp(m, merchant) != 0) {
+		json_decref(view);
+		return WB_ENOTFOUND; /* another merchant's: as if missing */
+	}
+	*out = view;
+	return WB_OK;
+}
+
+wb_err wb_views_order(wb_views *v, const char *merchant,
+		      const char *order_id, json_t **out)
+{
+	json_t *view;
+	*out = NULL;
+	wb_err rc = load_view(v, merchant, order_id, &view);
+	if (rc)
+		return rc;
+	*out = wb_order_present(view, wb_now_ms(),
+				wb_views_return_window(v, merchant));
+	json_decref(view);
+	return WB_OK;
+}
+
+/* Calls fn(key, value) for every record of cf whose key starts with
+ * prefix; stops when fn returns false. */
+static wb_err scan(wb_views *v, int cf, const void *prefix, size_t plen,
+		   bool (*fn)(const char *k, size_t kl, const char *val,
+			      size_t vl, void *ud),
+		   void *ud)
+{
+	uint8_t *upper = wb_xmalloc(plen + 1);
+	memcpy(upper, prefix, plen);
+	/* the smallest key after every key with this prefix */
+	size_t ul = plen;
+	while (ul > 0 && upper[ul - 1] == 0xff)
+		ul--;
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	if (ul > 0) {
+		upper[ul - 1]++;
+		rocksdb_readoptions_set_iterate_upper_bound(ro, (char *)upper,
+							    ul);
+	}
+	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(v->db, ro,
+							    v->cf[cf]);
+	for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t kl, vl;
+		const char *k = rocksdb_iter_key(it, &kl);
+		const char *val = rocksdb_iter_value(it, &vl);
+		if (kl < plen || memcmp(k, prefix, plen) != 0)
+			break;
+		if (!fn(k, kl, val, vl, ud))
+			break;
+	}
+	char *err = NULL;
+	rocksdb_iter_get_error(it, &err);
+	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
+	free(upper);
+	if (err) {
+		wb_log(WB_LOG_ERROR, "store_read_failed", "cf=%s err=%s",
+		       cf_names[cf], wb_log_q(err));
+		rocksdb_free(err);
+		return WB_ESTORE;
+	}
+	return WB_OK;
+}
+
+static bool append_json(const char *k, size_t kl, const char *val, size_t vl,
+			void *ud)
+{
+	(void)k;
+	(void)kl;
+	json_t *j = json_loadb(val, vl, 0, NULL);
+	if (j)
+		json_array_append_new(ud, j);
+	return true;
+}
+
+wb_err wb_views_timeline(wb_views *v, const char *merchant,
+			 const char *order_id, json_t **out)
+{
+	json_t *view;
+	*out = NULL;
+	wb_err rc = load_view(v, merchant, order_id, &view);
+	if (rc)
+		return rc;
+	json_decref(view);
+	size_t n = strlen(order_id);
+	char *prefix = wb_xmalloc(n + 1);
+	memcpy(prefix, order_id, n + 1); /* with the 0 separator */
+	json_t *arr = json_array();
+	rc = scan(v, CF_TIMELINE, prefix, n + 1, append_json, arr);
+	free(prefix);
+	if (rc) {
+		json_decref(arr);
+		return rc;
+	}
+	*out = arr;
+	return WB_OK;
+}
+
+wb_err wb_views_order_returns(wb_views *v, const char *merchant,
+			      const char *order_id, json_t **out)
+{
+	json_t *view;
+	*out = NULL;
+	wb_err rc = load_view(v, merchant, order_id, &view);
+	if (rc)
+		return rc;
+	json_t *arr = json_array();
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(view, "returns"), i, r) {
+		json_t *o = json_copy(r);
+		json_object_set_new(o, "order_id", json_string(order_id));
+		json_array_append_new(arr, o);
+	}
+	json_decref(view);
+	*out = arr;
+	return WB_OK;
+}
+
+static bool first_json(const char *k, size_t kl, const char *val, size_t vl,
+		       void *ud)
+{
+	(void)k;
+	(void)kl;
+	json_t **out = ud;
+	*out = json_loadb(val, vl, 0, NULL);
+	return false;
+}
+
+wb_err wb_views_return(wb_views *v, const char *merchant,
+		       const char *return_id, json_t **out)
+{
+	*out = NULL;
+	if (!merchant || !return_id)
+		return WB_EINVAL;
+	wb_buf k;
+	wb_buf_init(&k);
+	wb_buf_append(&k, merchant, strlen(merchant));
+	wb_buf_putc(&k, 0);
+	wb_buf_append(&k, return_id, strlen(return_id));
+	wb_buf_putc(&k, 0);
+	wb_err rc = scan(v, CF_RETURNS, k.data, k.len, first_json, out);
+	wb_buf_finish(&k);
+	if (rc)
+		return rc;
+	return *out ? WB_OK : WB_ENOTFOUND;
+}
+
+struct find_ctx {
+	json_t *arr;
+	size_t limit, plen;
+};
+
+static bool find_one(const char *k, size_t kl, const char *val, size_t vl,
+		     void *ud)
+{
+	(void)val;
+	(void)vl;
+	struct find_ctx *c = ud;
+	if (json_array_size(c->arr) >= c->limit)
+		return false;
+	json_array_append_new(c->arr,
+			      json_stringn(k + c->plen, kl - c->plen));
+	return true;
+}
+
+wb_err wb_views_find(wb_views *v, const char *merchant, enum wb_lookup kind,
+		     const char *value, size_t limit, json_t **out)
+{
+	*out = NULL;
+	if (!merchant || !value || (unsigned)kind > WB_LOOKUP_CHANNEL_ORDER_ID)
+		return WB_EINVAL;
+	wb_buf norm, k;
+	wb_buf_init(&norm);
+	wb_buf_init(&k);
+	json_t *arr = json_array();
+	wb_err rc = WB_OK;
+	if (wb_lookup_normalise(kind, value, &norm) && limit > 0) {
+		lookup_key(&k, lookup_kinds[kind], merchant,
+			   (const char *)norm.data, NULL);
+		struct find_ctx c = {arr, limit, k.len};
+		rc = scan(v, CF_LOOKUPS, k.data, k.len, find_one, &c);
+	}
+	wb_buf_finish(&norm);
+	wb_buf_finish(&k);
+	if (rc) {
+		json_decref(arr);
+		return rc;
+	}
+	*out = arr;
+	return WB_OK;
+}
+
+/* ---- outbox -------------------------------------------------------------- */
+
+void wb_views_set_outbox(wb_views *v, bool on)
+{
+	v->outbox = on;
+}
+
+wb_err wb_views_outbox_each(wb_views *v,
+			    void (*fn)(const char *order_id, json_t *view,
+				       void *ud),
+			    void *ud, char *msg, size_t msglen)
+{
+	rocksdb_iterator_t *it =
+		rocksdb_create_iterator_cf(v->db, v->ro, v->cf[CF_OUTBOX]);
+	wb_err rc = WB_OK;
+	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t kl, vl;
+		const char *k = rocksdb_iter_key(it, &kl);
+		const uint8_t *val = (const uint8_t *)rocksdb_iter_value(it, &vl);
+		char *oid = wb_xstrndup(k, kl);
+		json_t *view;
+		rc = get_json(v, CF_VIEWS, oid, kl, &view, msg, msglen);
+		if (rc == WB_ENOTFOUND) {
+			rc = WB_OK;
+			free(oid);
+			continue;
+		}
+		if (rc) {
+			free(oid);
+			break;
+		}
+		if (vl == 8)
+			json_object_set_new(v->outbox_pending, oid,
+					    json_integer((json_int_t)rd64(val)));
+		fn(oid, view, ud);
+		json_decref(view);
+		free(oid);
+	}
+	char *err = NULL;
+	rocksdb_iter_get_error(it, &err);
+	rocksdb_iter_destroy(it);
+	if (err && !rc)
+		rc = store_err(msg, msglen, "read outbox", err);
+	else
+		rocksdb_free(err);
+	return rc;
+}
+
+void wb_views_outbox_done(wb_views *v, const char *order_id, int64_t version)
+{
+	json_t *p = json_object_get(v->outbox_pending, order_id);
+	if (!p || json_integer_value(p) != version)
+		return; /* a newer status is still on its way */
+	json_object_del(v->outbox_pending, order_id);
+	json_object_set_new(v->outbox_acked, order_id, json_true());
+}
+
+bool wb_views_outbox_dirty(wb_views *v)
+{
+	return json_object_size(v->outbox_acked) > 0;
+}
+
+/* ---- dump ---------------------------------------------------------------- */
+
+struct dump_ctx {
+	FILE *out;
+	const char *model;
+};
+
+static void dump_line(FILE *out, json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+	fputs(s, out);
+	fputc('\n', out);
+	free(s);
+	json_decref(o);
+}
+
+static bool dump_kv(const char *k, size_t kl, const char *val, size_t vl,
+		    void *ud)
+{
+	struct dump_ctx *c = ud;
+	json_t *value = json_loadb(val, vl, 0, NULL);
+	json_t *o = json_pack("{s:s,s:o}", "model", c->model, "value",
+			      value ? value : json_null());
+	if (strcmp(c->model, "timeline") == 0 && kl > 9) {
+		json_object_set_new(o, "key", json_stringn(k, kl - 9));
+		json_object_set_new(o, "version",
+				    json_integer((json_int_t)rd64(
+					    (const uint8_t *)k + kl - 8)));
+	} else if (strcmp(c->model, "lookup") == 0 && kl > 1) {
+		/* kind | merchant 0 value 0 order_id */
+		const char *m = k + 1;
+		const char *z1 = memchr(m, 0, kl - 1);
+		const char *val2 = z1 ? z1 + 1 : NULL;
+		const char *z2 = val2 ? memchr(val2, 0, (size_t)(k + kl - val2))
+				      : NULL;
+		const char *kind = "?";
+		for (int i = 0; i < 4; i++)
+			if (k[0] == lookup_kinds[i])
+				kind = lookup_names[i];
+		json_object_del(o, "value");
+		json_object_set_new(o, "kind", json_string(kind));
+		if (z1 && z2) {
+			json_object_set_new(o, "merchant",
+					    json_stringn(m, (size_t)(z1 - m)));
+			json_object_set_new(o, "value",
+					    json_stringn(val2,
+							 (size_t)(z2 - val2)));
+			json_object_set_new(o, "order_id",
+					    json_stringn(z2 + 1,
+							 (size_t)(k + kl - z2 - 1)));
+		}
+	} else {
+		/* keys hold 0 separators: show them as '/' */
+		char *ks = wb_xstrndup(k, kl);
+		for (size_t i = 0; i < kl; i++)
+			if (ks[i] == 0)
+				ks[i] = '/';
+		json_object_set_new(o, "key", json_stringn(ks, kl));
+		free(ks);
+	}
+	dump_line(c->out, o);
+	return true;
+}
+
+wb_err wb_views_dump(wb_views *v, FILE *out, char *msg, size_t msglen)
+{
+	pthread_mutex_lock(&v->mu);
+	int32_t np = v->nparts;
+	struct part *parts = wb_xmalloc((size_t)(np ? np : 1) * sizeof(*parts));
+	memcpy(parts, v->parts, (size_t)np * sizeof(*parts));
+	pthread_mutex_unlock(&v->mu);
+	for (int32_t p = 0; p < np; p++) {
+		if (parts[p].applied > 0)
+			dump_line(out, json_pack("{s:s,s:i,s:I}", "model",
+						 "checkpoint", "partition", p,
+						 "seq",
+						 (json_int_t)parts[p].applied));
+		if (parts[p].offset >= 0)
+			dump_line(out, json_pack("{s:s,s:i,s:I}", "model",
+						 "offset", "partition", p,
+						 "next_offset",
+						 (json_int_t)parts[p].offset));
+	}
+	free(parts);
+	static const struct {
+		int cf;
+		const char *model;
+	} order[] = {{CF_VIEWS, "view"},
+		     {CF_TIMELINE, "timeline"},
+		     {CF_RETURNS, "return"},
+		     {CF_LOOKUPS, "lookup"}};
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		struct dump_ctx c = {out, order[i].model};
+		if (scan(v, order[i].cf, "", 0, dump_kv, &c))
+			return wb_fail(msg, msglen, WB_ESTORE,
+				       "reading %s failed",
+				       cf_names[order[i].cf]);
+	}
+	if (fflush(out) != 0)
+		return wb_fail(msg, msglen, WB_EIO, "write: %s",
+			       strerror(errno));
+	return WB_OK;
+}

@@ -1,0 +1,470 @@
+/*
+ * test_projector_store.c — the read-model store without Kafka: applying
+ * batches, skipping seqs at or below the checkpoint, refusing gaps,
+ * checkpoints and Kafka offsets surviving a reopen (with the cache gone),
+ * an uncommitted batch leaving no trace, lookups (normalised, moved when
+ * an email changes), merchant scoping of every query, returns by id and by
+ * order, the timeline, the OrderStatus outbox, position/wait/freshness and
+ * a deterministic dump.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../tap.h"
+#include "projector_internal.h"
+#include "wb_schema.h"
+
+#define T0 1767225600000LL
+
+static char dir[256];
+static int64_t next_seq[8];
+static json_t *versions; /* order id -> last version */
+
+/* A LedgerEntry body: partition p, the next seq (or seq if > 0), the
+ * order's next version, and an event built from JSON text. */
+static void make_entry(wb_buf *out, int32_t p, int64_t seq, const char *merchant,
+		       const char *oid, const char *type, int64_t t,
+		       const char *payload)
+{
+	json_t *pl = json_loads(payload, 0, NULL);
+	if (!pl) {
+		diag("bad payload %s", payload);
+		abort();
+	}
+	static int eid;
+	char id[32];
+	snprintf(id, sizeof(id), "ev-%d", ++eid);
+	const char *colon = strchr(oid, ':');
+	char channel[32];
+	snprintf(channel, sizeof(channel), "%.*s", (int)(colon - oid), oid);
+	json_t *ev = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:o}",
+			       "event_id", id, "merchant", merchant,
+			       "order_id", oid, "channel", channel, "type",
+			       type, "source_time", (json_int_t)t,
+			       "ingest_time", (json_int_t)t, "source", "test",
+			       "payload", pl);
+	wb_buf body;
+	wb_buf_init(&body);
+	char msg[256];
+	if (wb_event_encode_json(ev, &body, msg, sizeof(msg))) {
+		diag("encode: %s", msg);
+		abort();
+	}
+	json_decref(ev);
+	int64_t ver = json_integer_value(json_object_get(versions, oid)) + 1;
+	json_object_set_new(versions, oid, json_integer(ver));
+	if (seq <= 0)
+		seq = ++next_seq[p];
+	else
+		next_seq[p] = seq;
+	uint8_t hash[32] = {0};
+	wb_buf_reset(out);
+	wb_avro_put_long(out, p);
+	wb_avro_put_long(out, seq);
+	wb_avro_put_long(out, ver);
+	wb_avro_put_long(out, t + 500);
+	wb_avro_put_bytes(out, hash, 32);
+	wb_avro_put_bytes(out, hash, 32);
+	wb_buf_append(out, body.data, body.len);
+	wb_buf_finish(&body);
+}
+
+static const char *placed(const char *name, const char *email)
+{
+	static char buf[4][1024];
+	static int k;
+	char *b = buf[k++ % 4];
+	snprintf(b, 1024,
+		 "{\"name\":\"%s\",\"email\":\"%s\",\"phone\":null,\"currency\":"
+		 "\"USD\",\"totals\":{\"subtotal\":null,\"shipping\":null,"
+		 "\"tax\":null,\"discounts\":null,\"total\":{\"amount\":1000,"
+		 "\"currency\":\"USD\"}},\"lines\":[{\"line_id\":\"1\",\"sku\":"
+		 "\"S\",\"title\":\"T\",\"quantity\":1,\"unit_price\":{\"amount\":"
+		 "1000,\"currency\":\"USD\"}}],\"shipping_address\":null,"
+		 "\"placed_at\":%lld}",
+		 name, email, (long long)T0);
+	return b;
+}
+
+static wb_err apply(wb_views *v, int32_t p, int64_t seq, const char *merchant,
+		    const char *oid, const char *type, int64_t t,
+		    const char *payload, bool *skipped)
+{
+	wb_buf e;
+	wb_buf_init(&e);
+	make_entry(&e, p, seq, merchant, oid, type, t, payload);
+	char msg[512];
+	bool sk = false;
+	wb_err rc = wb_views_batch_apply(v, e.data, e.len, &sk, msg,
+					 sizeof(msg));
+	if (rc)
+		diag("apply: %s", msg);
+	if (skipped)
+		*skipped = sk;
+	wb_buf_finish(&e);
+	return rc;
+}
+
+static int changed_count;
+static void on_changed(const char *oid, json_t *view, void *ud)
+{
+	(void)oid;
+	(void)view;
+	(void)ud;
+	changed_count++;
+}
+
+static wb_views *open_store(bool ro, size_t cache)
+{
+	struct wb_views_options o = {.dir = dir,
+				     .read_only = ro,
+				     .cache_orders = cache,
+				     .return_windows = "m2=7,m3=0"};
+	wb_views *v = NULL;
+	char msg[256];
+	if (wb_views_open(&o, &v, msg, sizeof(msg)))
+		diag("open: %s", msg);
+	return v;
+}
+
+static wb_err commit(wb_views *v)
+{
+	char msg[256];
+	wb_err rc = wb_views_batch_commit(v, on_changed, NULL, msg,
+					  sizeof(msg));
+	if (rc)
+		diag("commit: %s", msg);
+	return rc;
+}
+
+static const char *str(json_t *j, const char *k)
+{
+	const char *s = json_string_value(json_object_get(j, k));
+	return s ? s : "(none)";
+}
+
+static char *dump_to_string(wb_views *v)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&buf, &n);
+	char msg[128];
+	wb_views_dump(v, f, msg, sizeof(msg));
+	fclose(f);
+	return buf;
+}
+
+struct waiter {
+	wb_views *v;
+	int64_t pos;
+	bool got;
+};
+
+static void *wait_thread(void *ud)
+{
+	struct waiter *w = ud;
+	w->got = wb_views_wait(w->v, w->pos, 5000);
+	return NULL;
+}
+
+static void test_apply_skip_gap(void)
+{
+	wb_views *v = open_store(false, 2);
+	ok(v != NULL, "open a new store");
+	ok(wb_views_position(v) == 0, "position 0");
+	wb_views_batch_begin(v);
+	ok(apply(v, 0, 0, "m1", "shopify:1", "OrderPlaced", T0,
+		 placed("#1001", " Jon@Example.com "), NULL) == WB_OK,
+	   "apply OrderPlaced");
+	ok(apply(v, 0, 0, "m1", "shopify:1", "PaymentStatusChanged", T0 + 10,
+		 "{\"status\":\"paid\",\"amount_paid\":null}", NULL) == WB_OK,
+	   "apply PaymentStatusChanged");
+	ok(apply(v, 1, 0, "m2", "shopify:2", "OrderPlaced", T0 + 20,
+		 placed("#2002", "ann@example.com"), NULL) == WB_OK,
+	   "apply to partition 1");
+	wb_views_batch_offset(v, 0, 100);
+	wb_views_batch_offset(v, 1, 7);
+	ok(wb_views_position(v) == 0, "nothing visible before the commit");
+	changed_count = 0;
+	ok(commit(v) == WB_OK && changed_count == 2, "commit: 2 orders changed");
+	ok(wb_views_position(v) == 3 && wb_views_applied(v, 0) == 2 &&
+		   wb_views_applied(v, 1) == 1,
+	   "position 3: partition 0 at seq 2, 1 at seq 1");
+	ok(wb_views_offset(v, 0) == 100 && wb_views_offset(v, 1) == 7 &&
+		   wb_views_offset(v, 5) == -1,
+	   "next Kafka offsets stored");
+	int64_t src, rec;
+	wb_views_freshness(v, &src, &rec);
+	ok(src == T0 + 20 && rec == T0 + 520, "freshness: source time, recorded_at");
+
+	/* a repeat of seq 2 (the ledger's outbox resent it) is skipped */
+	wb_views_batch_begin(v);
+	bool skipped = false;
+	ok(apply(v, 0, 2, "m1", "shopify:1", "OrderCancelled", T0 + 30,
+		 "{\"reason\":\"customer\",\"cancelled_at\":1,\"note\":null}",
+		 &skipped) == WB_OK &&
+		   skipped,
+	   "seq at the checkpoint is skipped");
+	/* a gap is refused, and nothing of it is applied */
+	char msg[512];
+	wb_buf e;
+	wb_buf_init(&e);
+	make_entry(&e, 0, 5, "m1", "shopify:1", "OrderCancelled", T0 + 40,
+		   "{\"reason\":\"customer\",\"cancelled_at\":1,\"note\":null}");
+	ok(wb_views_batch_apply(v, e.data, e.len, &skipped, msg,
+				sizeof(msg)) == WB_ECORRUPT,
+	   "a gap is WB_ECORRUPT: %s", msg);
+	ok(strstr(msg, "rebuild") != NULL, "the message says to rebuild");
+	wb_buf_finish(&e);
+	ok(commit(v) == WB_OK, "commit the skip");
+	json_t *o = NULL;
+	ok(wb_views_order(v, "m1", "shopify:1", &o) == WB_OK &&
+		   strcmp(str(json_object_get(o, "order"), "status"), "open") ==
+			   0,
+	   "neither the repeat nor the gap changed the order");
+	json_decref(o);
+
+	/* an uncommitted batch leaves nothing behind, cached views included */
+	wb_views_batch_begin(v);
+	next_seq[0] = 2;
+	json_object_set_new(versions, "shopify:1", json_integer(2));
+	apply(v, 0, 3, "m1", "shopify:1", "OrderCancelled", T0 + 50,
+	      "{\"reason\":\"fraud\",\"cancelled_at\":1,\"note\":null}", NULL);
+	wb_views_batch_begin(v); /* dropped */
+	ok(wb_views_applied(v, 0) == 2, "dropped batch: checkpoint unchanged");
+	json_object_set_new(versions, "shopify:1", json_integer(2));
+	apply(v, 0, 3, "m1", "shopify:1", "OrderUpdated", T0 + 60,
+	      "{\"email\":\"jon2@example.com\",\"phone\":null,\"note\":null,"
+	      "\"lines\":null,\"totals\":null}",
+	      NULL);
+	ok(commit(v) == WB_OK, "commit seq 3 again, another event");
+	ok(wb_views_order(v, "m1", "shopify:1", &o) == WB_OK &&
+		   strcmp(str(json_object_get(o, "order"), "status"), "open") ==
+			   0 &&
+		   strcmp(str(o, "email"), "jon2@example.com") == 0 &&
+		   json_integer_value(json_object_get(o, "version")) == 3,
+	   "the dropped cancellation is not in the view (version 3)");
+	json_decref(o);
+
+	/* wait: a reader blocks until a commit reaches its position */
+	struct waiter w = {v, wb_views_position(v) + 1, false};
+	pthread_t th;
+	pthread_create(&th, NULL, wait_thread, &w);
+	usleep(50000);
+	wb_views_batch_begin(v);
+	apply(v, 1, 0, "m2", "shopify:2", "FulfillmentCreated", T0 + 70,
+	      "{\"fulfillment_id\":\"F\",\"lines\":[],\"carrier\":\"UPS\","
+	      "\"tracking_numbers\":[\"1Z 999 AA\"],\"tracking_urls\":[]}",
+	      NULL);
+	commit(v);
+	pthread_join(th, NULL);
+	ok(w.got, "wb_views_wait woke up at the new position");
+	ok(!wb_views_wait(v, wb_views_position(v) + 1, 50),
+	   "wb_views_wait times out short of a position");
+	struct wb_views_stats st;
+	wb_views_stats(v, &st);
+	ok(st.applied == 5 && st.skipped == 1 && st.commits == 3,
+	   "stats: applied %llu skipped %llu commits %llu",
+	   (unsigned long long)st.applied, (unsigned long long)st.skipped,
+	   (unsigned long long)st.commits);
+	wb_views_close(v);
+}
+
+static bool has(json_t *arr, const char *s)
+{
+	size_t i;
+	json_t *x;
+	json_array_foreach(arr, i, x) if (strcmp(json_string_value(x), s) == 0) return true;
+	return false;
+}
+
+static void test_queries_after_reopen(void)
+{
+	wb_views *v = open_store(false, 0);
+	ok(v && wb_views_position(v) == 5 && wb_views_applied(v, 0) == 3 &&
+		   wb_views_offset(v, 0) == 100,
+	   "reopen: checkpoints and offsets restored");
+	int64_t src;
+	wb_views_freshness(v, &src, NULL);
+	ok(src == T0 + 70, "reopen: freshness restored");
+	json_t *o = NULL;
+	ok(wb_views_order(v, "m1", "shopify:1", &o) == WB_OK, "order found");
+	ok(o && strcmp(str(o, "customer_status"), "processing") == 0 &&
+		   json_object_get(o, "eligibility") != NULL,
+	   "the answer is presented (customer_status, eligibility)");
+	json_decref(o);
+	o = NULL;
+	ok(wb_views_order(v, "m2", "shopify:1", &o) == WB_ENOTFOUND && !o,
+	   "another merchant's order is not found");
+	ok(wb_views_order(v, "m1", "shopify:404", &o) == WB_ENOTFOUND,
+	   "a missing order is not found");
+	json_t *tl = NULL;
+	ok(wb_views_timeline(v, "m1", "shopify:1", &tl) == WB_OK &&
+		   json_array_size(tl) == 3,
+	   "timeline of 3 entries");
+	ok(tl && strcmp(str(json_array_get(tl, 0), "type"), "OrderPlaced") ==
+			 0 &&
+		   strcmp(str(json_array_get(tl, 2), "type"), "OrderUpdated") ==
+			   0,
+	   "in version order");
+	json_decref(tl);
+	tl = NULL;
+	ok(wb_views_timeline(v, "m2", "shopify:1", &tl) == WB_ENOTFOUND,
+	   "timeline of another merchant's order is not found");
+	ok(wb_views_timeline(v, "m1", "shopify:", &tl) == WB_ENOTFOUND,
+	   "a prefix of an order id is no order");
+
+	json_t *f = NULL;
+	ok(wb_views_find(v, "m1", WB_LOOKUP_EMAIL, "JON2@example.com ", 10,
+			 &f) == WB_OK &&
+		   json_array_size(f) == 1 && has(f, "shopify:1"),
+	   "lookup by email, normalised");
+	json_decref(f);
+	ok(wb_views_find(v, "m1", WB_LOOKUP_EMAIL, "jon@example.com", 10, &f) ==
+			   WB_OK &&
+		   json_array_size(f) == 0,
+	   "the old email no longer finds it");
+	json_decref(f);
+	ok(wb_views_find(v, "m2", WB_LOOKUP_EMAIL, "jon2@example.com", 10,
+			 &f) == WB_OK &&
+		   json_array_size(f) == 0,
+	   "another merchant finds nothing");
+	json_decref(f);
+	ok(wb_views_find(v, "m1", WB_LOOKUP_NAME, "1001", 10, &f) == WB_OK &&
+		   has(f, "shopify:1"),
+	   "lookup by name without #");
+	json_decref(f);
+	ok(wb_views_find(v, "m2", WB_LOOKUP_TRACKING, "1z999aa", 10, &f) ==
+			   WB_OK &&
+		   has(f, "shopify:2"),
+	   "lookup by tracking number (spaces, case)");
+	json_decref(f);
+	ok(wb_views_find(v, "m2", WB_LOOKUP_CHANNEL_ORDER_ID, "2", 10, &f) ==
+			   WB_OK &&
+		   has(f, "shopify:2"),
+	   "lookup by channel order id");
+	json_decref(f);
+	ok(wb_views_find(v, "m1", WB_LOOKUP_EMAIL, "   ", 10, &f) == WB_OK &&
+		   json_array_size(f) == 0,
+	   "blank lookup finds nothing");
+	json_decref(f);
+	ok(wb_views_return_window(v, "m1") == 30 &&
+		   wb_views_return_window(v, "m2") == 7 &&
+		   wb_views_return_window(v, "m3") == 0,
+	   "return windows: default, per merchant, none");
+
+	/* returns, the same email on several orders */
+	wb_views_batch_begin(v);
+	next_seq[1] = 2;
+	apply(v, 1, 0, "m2", "shopify:2", "ReturnRequested", T0 + 80,
+	      "{\"return_id\":\"R1\",\"lines\":[],\"reason\":\"too big\"}",
+	      NULL);
+	apply(v, 1, 0, "m2", "shopify:3", "OrderPlaced", T0 + 90,
+	      placed("#2003", "ann@example.com"), NULL);
+	apply(v, 1, 0, "m2", "shopify:3", "ReturnRequested", T0 + 95,
+	      "{\"return_id\":\"R2\",\"lines\":[],\"reason\":null}", NULL);
+	ok(commit(v) == WB_OK, "commit returns");
+	json_t *r = NULL;
+	ok(wb_views_return(v, "m2", "R1", &r) == WB_OK &&
+		   strcmp(str(r, "status"), "requested") == 0 &&
+		   strcmp(str(r, "order_id"), "shopify:2") == 0,
+	   "return by id, with its order");
+	json_decref(r);
+	r = NULL;
+	ok(wb_views_return(v, "m1", "R1", &r) == WB_ENOTFOUND && !r,
+	   "another merchant's return is not found");
+	ok(wb_views_return(v, "m2", "R", &r) == WB_ENOTFOUND,
+	   "a prefix of a return id is no return");
+	ok(wb_views_order_returns(v, "m2", "shopify:2", &r) == WB_OK &&
+		   json_array_size(r) == 1,
+	   "returns by order");
+	json_decref(r);
+	ok(wb_views_order_returns(v, "m1", "shopify:2", &r) == WB_ENOTFOUND,
+	   "returns of another merchant's order: not found");
+	ok(wb_views_find(v, "m2", WB_LOOKUP_EMAIL, "ann@example.com", 10, &f) ==
+			   WB_OK &&
+		   json_array_size(f) == 2,
+	   "one email, two orders");
+	json_decref(f);
+	ok(wb_views_find(v, "m2", WB_LOOKUP_EMAIL, "ann@example.com", 1, &f) ==
+			   WB_OK &&
+		   json_array_size(f) == 1,
+	   "lookups honour the limit");
+	json_decref(f);
+	wb_views_close(v);
+
+	/* read-only: queries and a dump beside nothing else */
+	v = open_store(true, 0);
+	ok(v && wb_views_position(v) == 8, "read-only open at position 8");
+	char *d1 = dump_to_string(v);
+	wb_views_close(v);
+	v = open_store(true, 0);
+	char *d2 = dump_to_string(v);
+	ok(d1 && d2 && strcmp(d1, d2) == 0 && strstr(d1, "\"model\":\"view\"") &&
+		   strstr(d1, "\"model\":\"lookup\"") &&
+		   strstr(d1, "\"model\":\"timeline\"") &&
+		   strstr(d1, "\"model\":\"return\"") &&
+		   strstr(d1, "\"model\":\"checkpoint\""),
+	   "dump: every model, the same twice");
+	free(d1);
+	free(d2);
+	wb_views_close(v);
+}
+
+static int republished;
+static void count_outbox(const char *oid, json_t *view, void *ud)
+{
+	(void)view;
+	(void)ud;
+	(void)oid;
+	republished++;
+}
+
+static void test_outbox(void)
+{
+	wb_views *v = open_store(false, 0);
+	wb_views_set_outbox(v, true);
+	wb_views_batch_begin(v);
+	apply(v, 2, 0, "m1", "shopify:10", "OrderPlaced", T0,
+	      placed("#10", "x@example.com"), NULL);
+	apply(v, 2, 0, "m1", "shopify:11", "OrderPlaced", T0,
+	      placed("#11", "y@example.com"), NULL);
+	commit(v);
+	wb_views_close(v);
+	/* a crash before Kafka acknowledged: both are still in the outbox */
+	v = open_store(false, 0);
+	wb_views_set_outbox(v, true);
+	char msg[128];
+	republished = 0;
+	ok(wb_views_outbox_each(v, count_outbox, NULL, msg, sizeof(msg)) ==
+			   WB_OK &&
+		   republished == 2,
+	   "outbox: 2 unacknowledged statuses after reopen");
+	wb_views_outbox_done(v, "shopify:10", 1);
+	wb_views_outbox_done(v, "shopify:11", 99); /* not that version */
+	ok(wb_views_outbox_dirty(v), "an acknowledgement makes the outbox dirty");
+	wb_views_batch_begin(v);
+	commit(v);
+	wb_views_close(v);
+	v = open_store(false, 0);
+	republished = 0;
+	wb_views_outbox_each(v, count_outbox, NULL, msg, sizeof(msg));
+	ok(republished == 1, "acknowledged status left the outbox");
+	wb_views_close(v);
+}
+
+int main(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/wb-test-projector-store-%d", getpid());
+	wb_views_destroy(dir, NULL, 0);
+	versions = json_object();
+	test_apply_skip_gap();
+	test_queries_after_reopen();
+	test_outbox();
+	char msg[256];
+	ok(wb_views_destroy(dir, msg, sizeof(msg)) == WB_OK, "destroy the store");
+	json_decref(versions);
+	return tap_done();
+}
