@@ -74,5 +74,44 @@ const struct wb_config_prop wb_config_props[] = {
 	 "--since)."},
 	{"replay.until", NULL, CLI, 0, NULL,
 	 "replay: recorded_at before (also --until)."},
+	{"asof.at", NULL, CLI, 0, NULL,
+	 "as-of: the order view as the ledger knew it at this time (epoch ms "
+	 "or RFC 3339; entries recorded at or before it; also --at)."},
+	{"asof.version", NULL, CLI, 0, NULL,
+	 "as-of: the order view after this order version (also --version)."},
+
+	/* projector (projectors/): read models, checkpoints, orders.status */
+	{"projector.data.dir", "data/projector", PRJ, 0, NULL,
+	 "RocksDB directory of the projector's read models (also "
+	 "--data-dir)."},
+	{"projector.group.id", NULL, PRJ, 0, NULL,
+	 "Kafka consumer group (default: waybill-projector.<topic prefix>."
+	 "<hash of the absolute data dir>: every projector reads every "
+	 "partition, so two stores never share a group)."},
+	{"projector.instance.id", NULL, PRJ, 0, NULL,
+	 "Static group membership id (default: derived from the group and "
+	 "the data dir)."},
+	{"projector.batch.max", "20000", PRJ, 0, NULL,
+	 "Most ledger entries applied in one synced WriteBatch."},
+	{"projector.batch.wait.ms", "20", PRJ, 0, NULL,
+	 "Longest wait to fill a batch once it holds an entry."},
+	{"projector.sync", "true", PRJ, 0, NULL,
+	 "fsync the WAL on every batch (models and checkpoints together)."},
+	{"projector.cache.orders", "200000", PRJ, 0, NULL,
+	 "Order views kept in memory between batches."},
+	{"projector.publish", "true", PRJ, 0, NULL,
+	 "Publish each changed order's OrderStatus to <prefix>status "
+	 "(compacted), through an outbox in the store."},
+	{"projector.stats.interval.ms", "10000", PRJ, 0, NULL,
+	 "How often the projector logs its counters."},
+	{"projector.return.window.days", "30", PRJ | CLI, 0, NULL,
+	 "Return window in days from delivery (0: no returns). can_return "
+	 "says window_ends_at."},
+	{"projector.return.window.merchants", NULL, PRJ | CLI, 0, NULL,
+	 "Per-merchant return windows overriding the default: "
+	 "'merchant=days,merchant=days' (days 0 or -1: no returns)."},
+	{"projector.rebuild.ledger.dir", NULL, PRJ, 0, NULL,
+	 "--rebuild: read entries from this ledger data dir or backup "
+	 "(read-only) before Kafka (also --ledger-dir)."},
 	{NULL, NULL, 0, 0, NULL, NULL},
 };

@@ -190,6 +190,13 @@ struct wb_verify_result {
 wb_err wb_ledger_verify(wb_ledger *l, struct wb_verify_result *r, char *msg,
 			size_t msglen);
 
+/* ---- backup ------------------------------------------------------------ */
+
+/* A consistent RocksDB checkpoint of the store as this handle sees it
+ * (read-only handles too) into dir, which must not exist. */
+wb_err wb_ledger_backup(wb_ledger *l, const char *dir, char *msg,
+			size_t msglen);
+
 /* ---- the service ------------------------------------------------------- */
 
 /* Runs waybill-ledger until SIGINT/SIGTERM: consumes <prefix>events,
