@@ -59,6 +59,13 @@ const struct wb_config_prop wb_config_props[] = {
 	 "Value of the events' source field when the input has none "
 	 "(default: the mode, e.g. events)."},
 
+	/* pos (ingestors/ingest_pos.c) */
+	{"ingest.pos.merchant", NULL, ING, 0, NULL,
+	 "pos: merchant (tenant) of the stores in the export (required)."},
+	{"ingest.pos.format", "auto", ING, 0, NULL,
+	 "pos: csv, ndjson, or auto (by .csv/.ndjson/.jsonl, else '{' "
+	 "starts NDJSON)."},
+
 	/* audit CLI */
 	{"replay.order", NULL, CLI, 0, NULL,
 	 "replay: only this order id (also --order)."},

@@ -21,25 +21,14 @@
  * small enough that the line buffer can never be a memory problem. */
 #define MAX_LINE_CAP (64u << 20)
 
-wb_err wb_ingest_event_line(const char *line, size_t len,
-			    const char *default_source, int64_t now_ms,
-			    wb_buf *buf, struct wb_ingest_record *rec,
-			    char *msg, size_t msglen)
+wb_err wb_ingest_event_json(json_t *ev, const char *default_source,
+			    int64_t now_ms, wb_buf *buf,
+			    struct wb_ingest_record *rec, char *msg,
+			    size_t msglen)
 {
-	json_error_t jerr;
-	/* Duplicate keys are rejected: which of two "order_id"s a reader
-	 * would pick is undefined, and the log must be unambiguous. */
-	json_t *ev = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!ev)
-		return wb_fail(msg, msglen, WB_EPARSE,
-			       "invalid JSON at column %d: %s", jerr.column,
-			       jerr.text);
-	wb_err rc = WB_OK;
-	if (!json_is_object(ev)) {
-		rc = wb_fail(msg, msglen, WB_ESCHEMA,
-			     "$: an event must be a JSON object");
-		goto out;
-	}
+	if (!json_is_object(ev))
+		return wb_fail(msg, msglen, WB_ESCHEMA,
+			       "$: an event must be a JSON object");
 	/* Canonical files may leave out what only the ingestor knows: when it
 	 * saw the event and which ingestor it was. */
 	json_t *it = json_object_get(ev, "ingest_time");
@@ -48,17 +37,16 @@ wb_err wb_ingest_event_line(const char *line, size_t len,
 	json_t *src = json_object_get(ev, "source");
 	if (!src || json_is_null(src)) {
 		json_t *s = json_string(default_source);
-		if (!s) {
-			rc = wb_fail(msg, msglen, WB_ECONFIG,
-				     "ingest.source is not valid UTF-8");
-			goto out;
-		}
+		if (!s)
+			return wb_fail(msg, msglen, WB_ECONFIG,
+				       "ingest.source is not valid UTF-8");
 		json_object_set_new(ev, "source", s);
 	}
 	wb_buf_reset(buf);
 	wb_avro_frame(WB_SCHEMA_ORDER_EVENT, buf);
-	if ((rc = wb_event_encode_json(ev, buf, msg, msglen)))
-		goto out;
+	wb_err rc = wb_event_encode_json(ev, buf, msg, msglen);
+	if (rc)
+		return rc;
 	/* Encoding checked both are non-empty strings without NULs. Copying
 	 * them behind the value lets the JSON go now and keeps the record in
 	 * the one reused buffer. */
@@ -78,7 +66,24 @@ wb_err wb_ingest_event_line(const char *line, size_t len,
 	rec->key = (const char *)buf->data + key_off;
 	rec->key_len = key_len;
 	rec->event_id = (const char *)buf->data + eid_off;
-out:
+	return WB_OK;
+}
+
+wb_err wb_ingest_event_line(const char *line, size_t len,
+			    const char *default_source, int64_t now_ms,
+			    wb_buf *buf, struct wb_ingest_record *rec,
+			    char *msg, size_t msglen)
+{
+	json_error_t jerr;
+	/* Duplicate keys are rejected: which of two "order_id"s a reader
+	 * would pick is undefined, and the log must be unambiguous. */
+	json_t *ev = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!ev)
+		return wb_fail(msg, msglen, WB_EPARSE,
+			       "invalid JSON at column %d: %s", jerr.column,
+			       jerr.text);
+	wb_err rc = wb_ingest_event_json(ev, default_source, now_ms, buf, rec,
+					 msg, msglen);
 	json_decref(ev);
 	return rc;
 }
@@ -89,13 +94,6 @@ static bool is_blank(const char *s, size_t n)
 		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r')
 			return false;
 	return true;
-}
-
-static int usage_error(const char *why)
-{
-	fprintf(stderr, "waybill-ingest events: %s\nusage: waybill-ingest "
-			"events FILE|- [OPTIONS] (see --help)\n", why);
-	return WB_INGEST_EXIT_USAGE;
 }
 
 struct run {
@@ -170,77 +168,107 @@ static void ingest(struct run *run, int fd, size_t max_line,
 	wb_line_reader_destroy(lr);
 }
 
-int wb_ingest_events_main(const wb_config *cfg, int nargs, char **args,
-			  volatile sig_atomic_t *stop)
+/* ---- the skeleton every file-fed mode shares (events, pos) ---------- */
+
+static int file_usage(const char *mode, const char *why)
 {
+	fprintf(stderr, "waybill-ingest %s: %s\nusage: waybill-ingest %s "
+			"FILE|- [OPTIONS] (see --help)\n", mode, why, mode);
+	return WB_INGEST_EXIT_USAGE;
+}
+
+int wb_ingest_file_open(const wb_config *cfg, const char *mode, int nargs,
+			char **args, struct wb_ingest_file *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->mode = mode;
+	f->fd = -1;
 	if (nargs != 1)
-		return usage_error(nargs ? "exactly one FILE (or - for stdin) "
-					   "expected"
-					 : "missing FILE (or - for stdin)");
+		return file_usage(mode, nargs ? "exactly one FILE (or - for "
+						"stdin) expected"
+					      : "missing FILE (or - for stdin)");
 	int64_t max_line = wb_config_get_int(cfg, "ingest.max.line.bytes");
 	if (max_line < 1 || max_line > (int64_t)MAX_LINE_CAP)
-		return usage_error("ingest.max.line.bytes must be between 1 "
-				   "and 67108864");
-	int64_t flush_ms = wb_config_get_int(cfg, "ingest.flush.timeout.ms");
-	if (flush_ms < 0 || flush_ms > INT32_MAX)
-		return usage_error("ingest.flush.timeout.ms must be a "
-				   "non-negative number of ms");
-	const char *source = wb_config_get(cfg, "ingest.source");
-	if (!source || !*source)
-		source = "events";
+		return file_usage(mode, "ingest.max.line.bytes must be between "
+					"1 and 67108864");
+	f->flush_ms = wb_config_get_int(cfg, "ingest.flush.timeout.ms");
+	if (f->flush_ms < 0 || f->flush_ms > INT32_MAX)
+		return file_usage(mode, "ingest.flush.timeout.ms must be a "
+					"non-negative number of ms");
+	f->max_line = (size_t)max_line;
+	f->source = wb_config_get(cfg, "ingest.source");
+	if (!f->source || !*f->source)
+		f->source = mode;
 
 	/* Open the input before connecting, so a typo costs no broker
 	 * round trip. */
-	const char *path = args[0];
-	bool is_stdin = strcmp(path, "-") == 0;
-	int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "waybill-ingest events: %s: %s\n", path,
+	f->path = args[0];
+	f->is_stdin = strcmp(f->path, "-") == 0;
+	f->name = f->is_stdin ? "<stdin>" : f->path;
+	f->fd = f->is_stdin ? STDIN_FILENO
+			    : open(f->path, O_RDONLY | O_CLOEXEC);
+	if (f->fd < 0) {
+		fprintf(stderr, "waybill-ingest %s: %s: %s\n", mode, f->path,
 			strerror(errno));
 		return WB_INGEST_EXIT_USAGE;
 	}
-
-	char topic[256], msg[512];
-	wb_kafka_topic(cfg, "events", topic, sizeof(topic));
+	char msg[512];
+	wb_kafka_topic(cfg, "events", f->topic, sizeof(f->topic));
 	wb_err err;
-	wb_ingest_producer *prod =
-		wb_ingest_producer_create(cfg, topic, &err, msg, sizeof(msg));
-	if (!prod) {
-		fprintf(stderr, "waybill-ingest events: %s\n", msg);
-		if (!is_stdin)
-			close(fd);
+	f->prod = wb_ingest_producer_create(cfg, f->topic, &err, msg,
+					    sizeof(msg));
+	if (!f->prod) {
+		fprintf(stderr, "waybill-ingest %s: %s\n", mode, msg);
+		if (!f->is_stdin)
+			close(f->fd);
 		return err == WB_ECONFIG ? WB_INGEST_EXIT_USAGE
 					 : WB_INGEST_EXIT_FAIL;
 	}
+	f->t0 = wb_mono_us();
+	return -1;
+}
 
-	struct run run = {.name = is_stdin ? "<stdin>" : path};
-	int64_t t0 = wb_mono_us();
-	ingest(&run, fd, (size_t)max_line, source, prod, stop);
-	if (!is_stdin)
-		close(fd);
-	bool stopped = stop && *stop;
-	if (stopped)
+void wb_ingest_file_close(struct wb_ingest_file *f,
+			  volatile sig_atomic_t *stop, uint64_t read)
+{
+	if (!f->is_stdin)
+		close(f->fd);
+	f->stopped = stop && *stop;
+	if (f->stopped)
 		wb_log(WB_LOG_WARN, "interrupted",
 		       "file=%s read=%" PRIu64 " hint=\"flushing what was "
 		       "queued; rerun to ingest the rest (the ledger drops "
 		       "duplicate event_ids)\"",
-		       wb_log_q(run.name), run.read);
-
-	wb_err frc = wb_ingest_producer_flush(prod, (int)flush_ms, msg,
-					      sizeof(msg));
-	if (frc)
+		       wb_log_q(f->name), read);
+	char msg[512];
+	f->flush_rc = wb_ingest_producer_flush(f->prod, (int)f->flush_ms, msg,
+					       sizeof(msg));
+	if (f->flush_rc)
 		wb_log(WB_LOG_ERROR, "flush_failed", "topic=%s error=%s",
-		       wb_log_q(topic), wb_log_q(msg));
-	struct wb_ingest_counts c;
-	wb_ingest_producer_counts(prod, &c);
-	wb_ingest_producer_destroy(prod);
+		       wb_log_q(f->topic), wb_log_q(msg));
+	wb_ingest_producer_counts(f->prod, &f->counts);
+	wb_ingest_producer_destroy(f->prod);
+	f->prod = NULL;
+	f->secs = (double)(wb_mono_us() - f->t0) / 1e6;
+}
 
-	double secs = (double)(wb_mono_us() - t0) / 1e6;
+int wb_ingest_events_main(const wb_config *cfg, int nargs, char **args,
+			  volatile sig_atomic_t *stop)
+{
+	struct wb_ingest_file f;
+	int urc = wb_ingest_file_open(cfg, "events", nargs, args, &f);
+	if (urc >= 0)
+		return urc;
+	struct run run = {.name = f.name};
+	ingest(&run, f.fd, f.max_line, f.source, f.prod, stop);
+	wb_ingest_file_close(&f, stop, run.read);
+	struct wb_ingest_counts c = f.counts;
+	double secs = f.secs;
 	wb_log(WB_LOG_INFO, "ingest_done",
 	       "file=%s topic=%s read=%" PRIu64 " accepted=%" PRIu64
 	       " rejected=%" PRIu64 " acked=%" PRIu64 " failed=%" PRIu64
 	       " seconds=%.3f events_per_s=%.0f",
-	       wb_log_q(run.name), wb_log_q(topic), run.read, run.accepted,
+	       wb_log_q(run.name), wb_log_q(f.topic), run.read, run.accepted,
 	       run.rejected, c.acked, c.failed, secs,
 	       secs > 0 ? (double)c.acked / secs : 0.0);
 	printf("read=%" PRIu64 " accepted=%" PRIu64 " rejected=%" PRIu64
@@ -249,6 +277,6 @@ int wb_ingest_events_main(const wb_config *cfg, int nargs, char **args,
 	fflush(stdout);
 	bool clean = run.rejected == 0 && c.failed == 0 &&
 		     c.acked == run.accepted && !run.io_error &&
-		     !run.kafka_error && !stopped && frc == WB_OK;
+		     !run.kafka_error && !f.stopped && f.flush_rc == WB_OK;
 	return clean ? WB_INGEST_EXIT_OK : WB_INGEST_EXIT_FAIL;
 }

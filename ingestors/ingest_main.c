@@ -23,6 +23,10 @@ static const struct mode modes[] = {
 	 "canonical JSON-lines events (one OrderEvent per line) -> "
 	 "<topic.prefix>events",
 	 wb_ingest_events_main},
+	{"pos", "FILE|-",
+	 "retail POS export, CSV with a header row or NDJSON (README \"POS "
+	 "exports\"): sales and till returns -> <topic.prefix>events",
+	 wb_ingest_pos_main},
 	{NULL, NULL, NULL, NULL},
 };
 
@@ -58,6 +62,16 @@ static void usage(FILE *out, const struct mode *only)
 		if (!only || only == m)
 			fprintf(out, "  %s %s\n      %s\n", m->name, m->args,
 				m->what);
+	if (only && strcmp(only->name, "pos") == 0)
+		fprintf(out,
+			"\npos prints FILE:LINE: REASON on stderr for each "
+			"rejected line (and for each\nreceipt kept out because "
+			"of one) and a summary\n"
+			"  rows=N rejected=N receipts=N receipts_rejected=N "
+			"events=N acked=N failed=N\n"
+			"on stdout. Exit status: 0 if every row was accepted "
+			"and every event acknowledged\nby Kafka, 1 otherwise, "
+			"2 for usage or configuration errors.\n");
 	if (!only || strcmp(only->name, "events") == 0)
 		fprintf(out,
 			"\nevents prints FILE:LINE: REASON on stderr for each "

@@ -33,6 +33,7 @@ struct wb_ingest_producer {
 	rd_kafka_t *rk;
 	rd_kafka_topic_t *rkt;
 	char *topic;
+	char *dlq_topic; /* the DLQ topic once checked to exist */
 	uint64_t sent, acked, failed;
 	unsigned since_poll;
 };
@@ -161,6 +162,7 @@ void wb_ingest_producer_destroy(wb_ingest_producer *p)
 	if (p->rk)
 		rd_kafka_destroy(p->rk);
 	free(p->topic);
+	free(p->dlq_topic);
 	free(p);
 }
 
@@ -211,6 +213,49 @@ wb_err wb_ingest_producer_send(wb_ingest_producer *p,
 		       wb_log_q(reason));
 		return wb_fail(msg, msglen, WB_EKAFKA, "produce to %s: %s",
 			       p->topic, reason);
+	}
+}
+
+wb_err wb_ingest_producer_send_dlq(wb_ingest_producer *p, const char *topic,
+				   const char *key, size_t key_len,
+				   const void *value, size_t value_len,
+				   const char *error, const char *source,
+				   char *msg, size_t msglen)
+{
+	if (!p->dlq_topic || strcmp(p->dlq_topic, topic) != 0) {
+		char sub[512];
+		if (wb_kafka_partition_count(p->rk, topic, METADATA_TIMEOUT_MS,
+					     sub, sizeof(sub)) < 1)
+			return wb_fail(msg, msglen, WB_EKAFKA, "%s", sub);
+		free(p->dlq_topic);
+		p->dlq_topic = wb_xstrdup(topic);
+	}
+	for (;;) {
+		rd_kafka_headers_t *h = rd_kafka_headers_new(2);
+		rd_kafka_header_add(h, "waybill.error", -1, error, -1);
+		rd_kafka_header_add(h, "waybill.source", -1, source, -1);
+		rd_kafka_resp_err_t err = rd_kafka_producev(
+			p->rk, RD_KAFKA_V_TOPIC(topic),
+			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+			RD_KAFKA_V_KEY(key, key_len),
+			RD_KAFKA_V_VALUE((void *)value, value_len),
+			RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+		if (!err) {
+			p->sent++;
+			return WB_OK;
+		}
+		/* The headers are ours again when producev fails. */
+		rd_kafka_headers_destroy(h);
+		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			rd_kafka_poll(p->rk, 100);
+			continue;
+		}
+		return wb_fail(msg, msglen,
+			       err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
+				       ? WB_ETOOBIG
+				       : WB_EKAFKA,
+			       "produce to %s: %s", topic,
+			       rd_kafka_err2str(err));
 	}
 }
 

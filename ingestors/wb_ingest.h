@@ -97,4 +97,110 @@ enum { WB_INGEST_EXIT_OK = 0, WB_INGEST_EXIT_FAIL = 1, WB_INGEST_EXIT_USAGE = 2 
 int wb_ingest_events_main(const wb_config *cfg, int nargs, char **args,
 			  volatile sig_atomic_t *stop);
 
+
+/* ---- shared by the channel modes ------------------------------------------
+ * Added for amazon-poll and pos (issue 3); shopify-webhooks/-poll are
+ * welcome to use them: the JSON event -> record step, the DLQ, money,
+ * and durable cursors. */
+
+/* Like wb_ingest_event_line for an event already parsed (a channel mapper's
+ * output). ev is modified (ingest_time/source filled in when absent). */
+wb_err wb_ingest_event_json(json_t *ev, const char *default_source,
+			    int64_t now_ms, wb_buf *buf,
+			    struct wb_ingest_record *rec, char *msg,
+			    size_t msglen);
+
+/* Queues raw input that cannot become an event to topic (<prefix>dlq),
+ * with headers waybill.error (why) and waybill.source (who and from
+ * where), design.md §3. The topic is checked to exist on first use.
+ * Counted and acknowledged like every record (flush waits for it). */
+wb_err wb_ingest_producer_send_dlq(wb_ingest_producer *p, const char *topic,
+				   const char *key, size_t key_len,
+				   const void *value, size_t value_len,
+				   const char *error, const char *source,
+				   char *msg, size_t msglen);
+
+/* The skeleton of a file-fed mode (`events`, `pos`): open checks FILE|-
+ * and the shared limits, opens the input (before connecting, so a typo
+ * costs no broker round trip) and creates the producer for
+ * <prefix>events. It returns -1 when the mode may go on, else the exit
+ * status (message printed). close flushes (logging an interruption and a
+ * failed flush), destroys the producer and fills counts and secs. */
+struct wb_ingest_file {
+	const char *mode, *path, *name; /* name: "<stdin>" for - */
+	const char *source;             /* ingest.source, default the mode */
+	bool is_stdin, stopped;
+	int fd;
+	size_t max_line;
+	int64_t flush_ms, t0;
+	char topic[256];
+	wb_ingest_producer *prod;
+	wb_err flush_rc;
+	struct wb_ingest_counts counts;
+	double secs;
+};
+int wb_ingest_file_open(const wb_config *cfg, const char *mode, int nargs,
+			char **args, struct wb_ingest_file *f);
+void wb_ingest_file_close(struct wb_ingest_file *f,
+			  volatile sig_atomic_t *stop, uint64_t read);
+
+/* Digits after the decimal point of an ISO-4217 currency (JPY 0, USD 2,
+ * KWD 3, ...); -1 if code is not three capital letters. */
+int wb_currency_exponent(const char *code, size_t n);
+
+/* A decimal string ("25.99", "-3", "10.00") into minor units of currency,
+ * digit by digit (never through a double). More decimals than the
+ * currency has are accepted only as trailing zeros: "10.00" JPY is 10,
+ * "25.99" JPY is an error, not a rounding. */
+wb_err wb_money_parse(const char *s, size_t n, const char *currency,
+		      size_t currency_len, int64_t *out, char *msg,
+		      size_t msglen);
+
+
+/* ---- POS exports (pos_map.c) ---------------------------------------------- */
+
+enum wb_pos_format { WB_POS_CSV, WB_POS_NDJSON };
+
+/* Where a POS reader's output goes. event: one encoded event of a complete
+ * receipt (valid until the call returns; line = the receipt's first line);
+ * a non-WB_OK return stops the reader and is passed back by feed/finish.
+ * reject: a line that was not ingested, or a receipt kept out because of
+ * one, with the reason. */
+struct wb_pos_sink {
+	wb_err (*event)(void *ud, const struct wb_ingest_record *rec,
+			long line);
+	void (*reject)(void *ud, long line, const char *why);
+	void *ud;
+};
+
+struct wb_pos_counts {
+	uint64_t rows, rows_rejected;         /* non-blank records after the header */
+	uint64_t receipts, receipts_rejected; /* receipts closed */
+	uint64_t events;                      /* handed to sink.event */
+	bool header_error;                    /* CSV header unusable: nothing read */
+};
+
+typedef struct wb_pos wb_pos;
+
+/* A reader of one export. max_record caps a CSV record that spans lines
+ * (quoted newlines). Columns/fields: README "POS exports". */
+wb_pos *wb_pos_create(enum wb_pos_format fmt, const char *merchant,
+		      const char *source, size_t max_record,
+		      const struct wb_pos_sink *sink);
+void wb_pos_destroy(wb_pos *p);
+/* One input line (without its newline) and its 1-based number; now_ms is
+ * the events' ingest_time. */
+wb_err wb_pos_feed(wb_pos *p, const char *line, size_t len, long lineno,
+		   int64_t now_ms);
+/* A line that could not be read (over ingest.max.line.bytes): reported
+ * with why; the receipts it may belong to are kept out. */
+void wb_pos_skip(wb_pos *p, long lineno, const char *why);
+/* End of input: closes the last receipt. */
+wb_err wb_pos_finish(wb_pos *p, int64_t now_ms);
+void wb_pos_get_counts(const wb_pos *p, struct wb_pos_counts *out);
+
+/* `waybill-ingest pos FILE|-`. */
+int wb_ingest_pos_main(const wb_config *cfg, int nargs, char **args,
+		       volatile sig_atomic_t *stop);
+
 #endif /* WB_INGEST_H */
