@@ -66,6 +66,47 @@ const struct wb_config_prop wb_config_props[] = {
 	 "pos: csv, ndjson, or auto (by .csv/.ndjson/.jsonl, else '{' "
 	 "starts NDJSON)."},
 
+	/* projector HTTP API (projectors/projector_http.c) */
+	{"projector.http.listen", "127.0.0.1:8080", PRJ, 0, NULL,
+	 "Address of the HTTP API: host:port, [ipv6]:port or :port (all "
+	 "interfaces); port 0 picks a free one (logged as http_listening); "
+	 "off: no HTTP server."},
+	{"projector.http.threads", "2", PRJ, 0, NULL,
+	 "HTTP worker threads (libmicrohttpd's epoll thread pool)."},
+	{"projector.http.connection.limit", "1024", PRJ, 0, NULL,
+	 "Most concurrent HTTP connections."},
+	{"projector.http.connection.timeout.s", "30", PRJ, 0, NULL,
+	 "Seconds an idle HTTP connection is kept open (0 = forever)."},
+	{"projector.tokens.file", NULL, PRJ, 0, NULL,
+	 "Bearer tokens: one '<sha256 hex of the token> <merchant> "
+	 "<scopes>' a line (scopes read,act); '#' comments. Re-read when it "
+	 "changes. Unset: every /v1 data request gets 401."},
+	{"projector.http.rate.limit", "50", PRJ, 0, NULL,
+	 "Requests per second per token (token bucket); 0 = unlimited. Over "
+	 "it: 429 with Retry-After."},
+	{"projector.http.rate.burst", "100", PRJ, 0, NULL,
+	 "Token bucket size: requests a token may make at once."},
+	{"projector.http.cache.entries", "65536", PRJ, 0, NULL,
+	 "Rendered GET /v1/orders/{id} answers kept; one is served only "
+	 "while its order's ledger partition has applied nothing new. 0 = "
+	 "no cache."},
+	{"projector.http.cache.ttl.ms", "1000", PRJ, 0, NULL,
+	 "Longest a cached answer is served (eligibility depends on the "
+	 "clock); 0 = no cache."},
+	{"projector.http.wait.max.ms", "10000", PRJ, 0, NULL,
+	 "Longest a request may wait for ?min_position (wait_ms is capped "
+	 "at this)."},
+	{"projector.ready.max.lag", "1000", PRJ, 0, NULL,
+	 "GET /readyz is 200 once every ledger partition lags by at most "
+	 "this many entries."},
+
+	/* waybill token new */
+	{"token.merchant", NULL, CLI, 0, NULL,
+	 "token new: the merchant the token is bound to (also --merchant)."},
+	{"token.scopes", "read", CLI, 0, NULL,
+	 "token new: its scopes, comma-separated: read, act (also "
+	 "--scopes)."},
+
 	/* audit CLI */
 	{"replay.order", NULL, CLI, 0, NULL,
 	 "replay: only this order id (also --order)."},

@@ -7,10 +7,14 @@
 #include "wb_ledger.h"
 #include "projector_internal.h" /* the fold, for as-of */
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static const struct wb_config_alias aliases[] = {
 	{"data-dir", "ledger.data.dir"}, {"order", "replay.order"},
@@ -18,7 +22,9 @@ static const struct wb_config_alias aliases[] = {
 	{"to", "replay.to"}, {"type", "replay.type"},
 	{"since", "replay.since"}, {"until", "replay.until"},
 	{"at", "asof.at"}, {"version", "asof.version"},
-	{"canonical", NULL}, {"fingerprint", NULL}, {NULL, NULL}};
+	{"canonical", NULL}, {"fingerprint", NULL},
+	{"merchant", "token.merchant"}, {"scopes", "token.scopes"},
+	{NULL, NULL}};
 
 static void usage(FILE *out)
 {
@@ -47,7 +53,13 @@ static void usage(FILE *out)
 		"configuration key\n"
 		"  schema NAME [--canonical|--fingerprint]   an Avro schema "
 		"(OrderEvent,\n"
-		"            OrderCommand, LedgerEntry, OrderStatus)\n");
+		"            OrderCommand, LedgerEntry, OrderStatus)\n"
+		"  token new --merchant M [--scopes read,act]   a fresh "
+		"bearer token for\n"
+		"            waybill-projector's HTTP API: prints the token, "
+		"then its line\n"
+		"            for projector.tokens.file (which holds only the "
+		"hash)\n");
 	wb_config_print_help(out, WB_CMD_CLI);
 }
 
@@ -262,6 +274,79 @@ static int cmd_schema(const wb_config *cfg, int npos, char **pos)
 	}
 	fprintf(stderr, "waybill: unknown schema '%s'\n", pos[1]);
 	return 2;
+}
+
+/* `waybill token new`: 32 random bytes as "wbt_" + base64url, and the
+ * tokens-file line "<sha256 hex of the token> <merchant> <scopes>". The
+ * token goes to stdout only, never to a log. */
+static int cmd_token(const wb_config *cfg, int npos, char **pos)
+{
+	if (npos != 2 || strcmp(pos[1], "new") != 0) {
+		fprintf(stderr, "usage: waybill token new --merchant M "
+				"[--scopes read,act]\n");
+		return 2;
+	}
+	const char *merchant = wb_config_get(cfg, "token.merchant");
+	const char *scopes = wb_config_get(cfg, "token.scopes");
+	size_t mlen = merchant ? strlen(merchant) : 0;
+	bool mok = mlen > 0 && mlen <= 256;
+	for (size_t i = 0; mok && i < mlen; i++)
+		mok = merchant[i] > 0x20 && merchant[i] < 0x7f;
+	if (!mok) {
+		fprintf(stderr, "waybill: --merchant must be 1 to 256 "
+				"printable characters without spaces\n");
+		return 2;
+	}
+	bool read = false, act = false, sok = scopes && *scopes;
+	for (const char *s = scopes; sok && s;) {
+		const char *e = strchr(s, ',');
+		size_t n = e ? (size_t)(e - s) : strlen(s);
+		if (n == 4 && strncmp(s, "read", 4) == 0)
+			read = true;
+		else if (n == 3 && strncmp(s, "act", 3) == 0)
+			act = true;
+		else
+			sok = false;
+		s = e ? e + 1 : NULL;
+	}
+	if (!sok) {
+		fprintf(stderr, "waybill: --scopes must be read and/or act, "
+				"comma-separated\n");
+		return 2;
+	}
+	uint8_t raw[32];
+	if (RAND_bytes(raw, sizeof(raw)) != 1) {
+		fprintf(stderr, "waybill: no randomness available\n");
+		return 1;
+	}
+	static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+				   "qrstuvwxyz0123456789-_";
+	char token[4 + 44] = "wbt_";
+	size_t n = 4;
+	for (size_t i = 0; i < sizeof(raw); i += 3) {
+		uint32_t v = (uint32_t)raw[i] << 16;
+		if (i + 1 < sizeof(raw))
+			v |= (uint32_t)raw[i + 1] << 8;
+		if (i + 2 < sizeof(raw))
+			v |= raw[i + 2];
+		size_t chars = i + 2 < sizeof(raw) ? 4 : i + 1 < sizeof(raw) ? 3 : 2;
+		for (size_t k = 0; k < chars; k++)
+			token[n++] = b64u[(v >> (18 - 6 * k)) & 63];
+	}
+	token[n] = '\0';
+	uint8_t digest[SHA256_DIGEST_LENGTH];
+	char hex[2 * SHA256_DIGEST_LENGTH + 1];
+	SHA256((const unsigned char *)token, n, digest);
+	wb_hex(digest, sizeof(digest), hex);
+	printf("%s\n%s %s %s%s%s\n", token, hex, merchant, read ? "read" : "",
+	       read && act ? "," : "", act ? "act" : "");
+	OPENSSL_cleanse(raw, sizeof(raw));
+	OPENSSL_cleanse(token, sizeof(token));
+	if (isatty(STDOUT_FILENO))
+		fprintf(stderr, "# first line: the token, for the client (it "
+				"is not stored anywhere);\n# second line: "
+				"append it to projector.tokens.file\n");
+	return fflush(stdout) == 0 ? 0 : 1;
 }
 
 /* ---- as-of ------------------------------------------------------------ */
@@ -488,6 +573,8 @@ int main(int argc, char **argv)
 		status = 0;
 	} else if (strcmp(cmd, "schema") == 0)
 		status = cmd_schema(cfg, npos, pos);
+	else if (strcmp(cmd, "token") == 0)
+		status = cmd_token(cfg, npos, pos);
 	else
 		fprintf(stderr, "waybill: unknown command '%s' (see --help)\n",
 			cmd);
