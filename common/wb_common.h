@@ -88,6 +88,13 @@ bool wb_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 bool wb_parse_time_ms(const char *s, int64_t *out);
 /* Formats epoch ms as RFC 3339 UTC with milliseconds (25 bytes). */
 void wb_format_time_ms(int64_t ms, char out[32]);
+/* A listen address of an HTTP service, "host:port", "[v6]:port" or ":port"
+ * (all interfaces), resolved for bind(2) (the family says which of
+ * sockaddr_in/_in6 it is); port 0 lets the kernel pick. key names the
+ * setting in the message. */
+struct sockaddr_storage;
+wb_err wb_parse_listen(const char *key, const char *s,
+		       struct sockaddr_storage *out, char *msg, size_t msglen);
 
 /* ---- logging ---------------------------------------------------------- */
 
@@ -177,6 +184,10 @@ bool wb_config_is_set(const wb_config *cfg, const char *key);
 
 /* Prints "Options:" with every property of cmd and its default. */
 void wb_config_print_help(FILE *out, unsigned cmd);
+/* The same for the properties whose key starts with one of prefixes
+ * (NULL-terminated; NULL: all), e.g. the options of one ingest mode. */
+void wb_config_print_help_keys(FILE *out, unsigned cmd,
+			       const char *const *prefixes);
 /* Markdown table of every property (README "Configuration reference"). */
 void wb_config_print_reference(FILE *out);
 

@@ -354,13 +354,29 @@ void wb_config_each_kafka(const wb_config *cfg,
 
 void wb_config_print_help(FILE *out, unsigned cmd)
 {
+	wb_config_print_help_keys(out, cmd, NULL);
+}
+
+static bool has_prefix(const char *key, const char *const *prefixes)
+{
+	if (!prefixes)
+		return true;
+	for (const char *const *p = prefixes; *p; p++)
+		if (strncmp(key, *p, strlen(*p)) == 0)
+			return true;
+	return false;
+}
+
+void wb_config_print_help_keys(FILE *out, unsigned cmd,
+			       const char *const *prefixes)
+{
 	char env[256];
 	fprintf(out, "\nOptions (--KEY=VALUE, a line KEY=VALUE in --config "
 		     "FILE, or the environment variable shown):\n");
 	fprintf(out, "  --config FILE\n      key=value lines, # comments "
 		     "(env WAYBILL_CONFIG)\n");
 	for (const struct wb_config_prop *p = wb_config_props; p->key; p++) {
-		if (!(p->cmds & cmd))
+		if (!(p->cmds & cmd) || !has_prefix(p->key, prefixes))
 			continue;
 		env_name(p->key, env, sizeof(env));
 		const char *def = p->flags & WB_PROP_SECRET ? "(secret)"

@@ -8,8 +8,10 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 static const char *const err_names[] = {
@@ -326,4 +328,39 @@ void wb_format_time_ms(int64_t ms, char out[32])
 	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", year,
 		 (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100,
 		 tm.tm_min % 100, tm.tm_sec % 100, (rem % 1000 + 1000) % 1000);
+}
+
+wb_err wb_parse_listen(const char *key, const char *s,
+		       struct sockaddr_storage *out, char *msg, size_t msglen)
+{
+	char host[256];
+	const char *colon = s ? strrchr(s, ':') : NULL;
+	if (!colon || (size_t)(colon - s) >= sizeof(host))
+		return wb_fail(msg, msglen, WB_ECONFIG,
+			       "%s: expected host:port, [ipv6]:port or :port, "
+			       "got '%s'",
+			       key, s ? s : "");
+	const char *hs = s, *he = colon;
+	if (*hs == '[' && he > hs && he[-1] == ']') {
+		hs++;
+		he--;
+	}
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
+	int64_t port;
+	if (!wb_parse_i64(colon + 1, 0, 65535, &port))
+		return wb_fail(msg, msglen, WB_ECONFIG,
+			       "%s: bad port in '%s' (0..65535)", key, s);
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
+	if (rc != 0 || !ai)
+		return wb_fail(msg, msglen, WB_ECONFIG, "%s: '%s': %s", key, s,
+			       rc ? gai_strerror(rc) : "no address");
+	memset(out, 0, sizeof(*out));
+	memcpy(out, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	return WB_OK;
 }

@@ -1,6 +1,9 @@
 /* test_config.c — precedence of defaults, file, environment and flags. */
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "../tap.h"
@@ -98,6 +101,44 @@ int main(void)
 	char buf[32];
 	wb_format_time_ms(1767225600123, buf);
 	ok(strcmp(buf, "2026-01-01T00:00:00.123Z") == 0, "format %s", buf);
+
+	/* listen addresses of the HTTP services */
+	struct sockaddr_storage ss;
+	ok(wb_parse_listen("k", "127.0.0.1:8081", &ss, msg, sizeof(msg)) ==
+			   WB_OK &&
+		   ss.ss_family == AF_INET &&
+		   ntohs(((struct sockaddr_in *)&ss)->sin_port) == 8081 &&
+		   ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) ==
+			   0x7f000001,
+	   "listen 127.0.0.1:8081");
+	ok(wb_parse_listen("k", "[::1]:0", &ss, msg, sizeof(msg)) == WB_OK &&
+		   ss.ss_family == AF_INET6,
+	   "listen [::1]:0 (a free port)");
+	ok(wb_parse_listen("k", ":9000", &ss, msg, sizeof(msg)) == WB_OK,
+	   "listen :9000 (all interfaces)");
+	ok(wb_parse_listen("ingest.http.listen", "localhost", &ss, msg,
+			   sizeof(msg)) == WB_ECONFIG &&
+		   strstr(msg, "ingest.http.listen"),
+	   "no port: %s", msg);
+	ok(wb_parse_listen("k", "127.0.0.1:65536", &ss, msg, sizeof(msg)) ==
+		   WB_ECONFIG,
+	   "port out of range: %s", msg);
+	ok(wb_parse_listen("k", NULL, &ss, msg, sizeof(msg)) == WB_ECONFIG,
+	   "unset: %s", msg);
+
+	/* --help of one part: only its keys */
+	char *htext = NULL;
+	size_t helplen = 0;
+	FILE *hf = open_memstream(&htext, &helplen);
+	const char *prefixes[] = {"ledger.batch.", "topic.", NULL};
+	wb_config_print_help_keys(hf, WB_CMD_LEDGER, prefixes);
+	fclose(hf);
+	ok(strstr(htext, "--ledger.batch.max=20000") &&
+		   strstr(htext, "--ledger.batch.wait.ms=20") &&
+		   strstr(htext, "--topic.prefix=orders.") &&
+		   !strstr(htext, "ledger.sync") && !strstr(htext, "log.level"),
+	   "help limited to the given prefixes");
+	free(htext);
 	unlink(path);
 	return tap_done();
 }
