@@ -203,4 +203,83 @@ void wb_pos_get_counts(const wb_pos *p, struct wb_pos_counts *out);
 int wb_ingest_pos_main(const wb_config *cfg, int nargs, char **args,
 		       volatile sig_atomic_t *stop);
 
+/* ---- Shopify (shopify_map.c: pure; ingest_shopify_*.c: the modes) --------- */
+
+/* Caps of the mapper on its own input (the receiver's body cap is lower). */
+#define WB_SHOPIFY_MAX_BODY (16u << 20)
+#define WB_SHOPIFY_MAX_DEPTH 64
+
+/* Who delivered a payload and when. Only shop is required. */
+struct wb_shopify_ctx {
+	const char *shop;       /* X-Shopify-Shop-Domain: the merchant */
+	const char *topic;      /* X-Shopify-Topic, e.g. "orders/updated" */
+	const char *webhook_id; /* X-Shopify-Webhook-Id -> correlation_id */
+	const char *event_id;   /* X-Shopify-Event-Id -> causation_id */
+	int64_t triggered_at;   /* X-Shopify-Triggered-At (ms), or -1 */
+	int64_t now_ms;         /* ingest_time (and a poll's observed_at) */
+	const char *source;     /* the events' source, e.g. "shopify-webhooks" */
+};
+
+/* The i-th webhook topic Waybill maps (0-based), NULL past the last. */
+const char *wb_shopify_topic(size_t i);
+
+/* One webhook body (REST shape) under c->topic -> canonical OrderEvent
+ * objects appended to events (a JSON array), ready for
+ * wb_ingest_event_json. README "Channels" has the table and the event_id
+ * scheme (ids name the channel fact, so redeliveries, other topics with
+ * the same fact and shopify-poll agree). Errors, with nothing appended:
+ * WB_ENOTFOUND topic not mapped, WB_EPARSE not JSON or nested too deep,
+ * WB_ETOOBIG over a cap, WB_ESCHEMA anything else unusable (no order id,
+ * money with no exact value, no shop domain, ...). */
+wb_err wb_shopify_map_webhook(const struct wb_shopify_ctx *c,
+			      const char *body, size_t len, json_t *events,
+			      char *msg, size_t msglen);
+
+/* One Order node of a GraphQL Admin API `orders` page -> a
+ * ChannelSnapshotObserved plus every event derivable from the order's
+ * state, with the same event_ids the webhooks give for the same facts. */
+wb_err wb_shopify_map_graphql_order(const struct wb_shopify_ctx *c,
+				    const json_t *node, json_t *events,
+				    char *msg, size_t msglen);
+
+/* An `orders` page of the GraphQL Admin API. Costs are -1 when absent. */
+struct wb_shopify_page {
+	json_t *root;  /* the whole response */
+	json_t *nodes; /* its Order nodes (an array; edges or nodes form) */
+	bool has_next;
+	char end_cursor[1024];
+	bool throttled; /* a THROTTLED error: back off and ask again */
+	double requested_cost, actual_cost;
+	double max_available, currently_available, restore_rate;
+};
+
+/* Parses a response body: WB_EPARSE (not JSON: truncated, malformed,
+ * too deep), WB_EHTTP (GraphQL errors other than throttling, with the
+ * first message), WB_ESCHEMA (no data.orders.pageInfo, or hasNextPage
+ * without an endCursor). Finish it on WB_OK. */
+wb_err wb_shopify_page_parse(const char *body, size_t len,
+			     struct wb_shopify_page *page, char *msg,
+			     size_t msglen);
+void wb_shopify_page_finish(struct wb_shopify_page *page);
+
+/* X-Shopify-Hmac-Sha256 check: header is the base64 of HMAC-SHA256 of the
+ * raw body under one of secrets; compared in constant time, every secret
+ * tried. False for a missing or malformed header. */
+bool wb_shopify_hmac_valid(const char *header, const void *body, size_t len,
+			   const char *const *secrets, size_t nsecrets);
+
+/* Whether s has no more than max_depth nested arrays/objects (a cheap
+ * scan before jansson's recursive parser sees it). */
+bool wb_shopify_depth_ok(const char *s, size_t len, int max_depth);
+
+/* A plausible shop domain (letters, digits, '.', '-'; 1..255). */
+bool wb_shopify_shop_ok(const char *shop);
+
+/* `waybill-ingest shopify-webhooks` and `waybill-ingest shopify-poll
+ * [--once]`. */
+int wb_ingest_shopify_webhooks_main(const wb_config *cfg, int nargs,
+				    char **args, volatile sig_atomic_t *stop);
+int wb_ingest_shopify_poll_main(const wb_config *cfg, int nargs, char **args,
+				volatile sig_atomic_t *stop);
+
 #endif /* WB_INGEST_H */
