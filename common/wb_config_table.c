@@ -141,8 +141,9 @@ const struct wb_config_prop wb_config_props[] = {
 	 "the data dir)."},
 	{"projector.batch.max", "20000", PRJ, 0, NULL,
 	 "Most ledger entries applied in one synced WriteBatch."},
-	{"projector.batch.wait.ms", "20", PRJ, 0, NULL,
-	 "Longest wait to fill a batch once it holds an entry."},
+	{"projector.batch.wait.ms", "200", PRJ, 0, NULL,
+	 "Longest a batch stays open while entries keep streaming in (a "
+	 "batch is committed as soon as no entry is queued locally)."},
 	{"projector.sync", "true", PRJ, 0, NULL,
 	 "fsync the WAL on every batch (models and checkpoints together)."},
 	{"projector.cache.orders", "200000", PRJ, 0, NULL,

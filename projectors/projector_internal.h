@@ -19,13 +19,24 @@ struct wb_fold_info {
 wb_err wb_order_fold_ex(json_t **view, json_t *entry,
 			struct wb_fold_info *info, char *msg, size_t msglen);
 
-/* The compact timeline record of an entry (new reference): ledger fields,
- * envelope, the payload's key facts, and applied=false when stale. */
+/* The compact timeline record of an entry: ledger fields, envelope, the
+ * payload's key facts, and applied=false when stale; as JSON text
+ * appended to b, or as a new reference. */
+void wb_timeline_write(wb_buf *b, json_t *entry,
+		       const struct wb_fold_info *info);
 json_t *wb_timeline_entry(json_t *entry, const struct wb_fold_info *info);
 
 /* The OrderStatus record (schemas/OrderStatus.avsc) of a stored view at
  * now_ms. New reference. */
 json_t *wb_order_status(json_t *view, int64_t now_ms, int return_window_days);
+/* The same record's Avro body, appended to out (no JSON in between). */
+void wb_order_status_encode(json_t *view, wb_buf *out);
+
+/* Compact JSON (what json_dumps(JSON_COMPACT) writes, keys in insertion
+ * order), appended to b; several times faster than json_dumps. */
+void wb_json_write(wb_buf *b, json_t *j);
+void wb_json_put_str(wb_buf *b, const char *s, size_t n);
+void wb_json_put_int(wb_buf *b, int64_t v);
 
 /* The normalised lookup value of kind into out (NUL-terminated); false if
  * nothing is left after normalising. */

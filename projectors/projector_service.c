@@ -5,8 +5,11 @@
  *
  * Exactly once into the models, like the ledger: records come from
  * rd_kafka_consumer_poll() one at a time (librdkafka 2.0.2's batch API can
- * lose or duplicate messages across rebalances) and are batched here; a
- * batch is committed as one synced WriteBatch with the per-partition
+ * lose or duplicate messages across rebalances) and are batched here until
+ * nothing more is queued locally, projector.batch.max entries or
+ * projector.batch.wait.ms (group commit: small batches when entries
+ * trickle in, large ones while a backlog streams); a batch is committed
+ * as one synced WriteBatch with the per-partition
  * checkpoint (last applied seq) and the next Kafka offset. On assignment
  * each partition starts at its stored offset (auto.offset.reset=error: an
  * offset Kafka no longer has stops the projector rather than skipping
@@ -31,6 +34,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 struct svc {
 	const wb_config *cfg;
@@ -108,21 +112,9 @@ static void publish_status(const char *order_id, json_t *view, void *ud)
 	struct svc *s = ud;
 	if (!s->publish || s->fatal)
 		return;
-	const char *merchant =
-		json_string_value(json_object_get(view, "merchant"));
-	json_t *st = wb_order_status(view, wb_now_ms(),
-				     wb_views_return_window(s->views, merchant));
-	char msg[256];
 	wb_buf_reset(&s->scratch);
 	wb_avro_frame(WB_SCHEMA_ORDER_STATUS, &s->scratch);
-	wb_err rc = wb_avro_encode(WB_SCHEMA_ORDER_STATUS, st, &s->scratch,
-				   msg, sizeof(msg));
-	json_decref(st);
-	if (rc) {
-		fatal(s, "order %s: OrderStatus does not encode: %s", order_id,
-		      msg);
-		return;
-	}
+	wb_order_status_encode(view, &s->scratch);
 	size_t n = strlen(order_id);
 	struct status_tag *t = wb_xmalloc(sizeof(*t) + n + 1);
 	t->version = json_integer_value(json_object_get(view, "version"));
@@ -451,13 +443,17 @@ static wb_err rebuild_from_ledger(struct svc *s, const char *dir, char *msg,
 
 static void log_stats(struct svc *s)
 {
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		     (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 	double busy = s->last_commit_us > s->first_record_us
 			      ? (double)(s->last_commit_us - s->first_record_us) / 1e6
 			      : 0.0;
 	wb_log(WB_LOG_INFO, "stats",
 	       "consumed=%llu applied=%llu skipped=%llu commits=%llu "
 	       "published=%llu publish_failed=%llu position=%lld "
-	       "busy_s=%.3f apply_rate=%.0f",
+	       "busy_s=%.3f apply_rate=%.0f cpu_s=%.3f",
 	       (unsigned long long)s->consumed,
 	       (unsigned long long)s->applied,
 	       (unsigned long long)s->skipped,
@@ -465,7 +461,7 @@ static void log_stats(struct svc *s)
 	       (unsigned long long)s->published,
 	       (unsigned long long)s->publish_failed,
 	       (long long)wb_views_position(s->views), busy,
-	       busy > 0 ? (double)s->applied / busy : 0.0);
+	       busy > 0 ? (double)s->applied / busy : 0.0, cpu);
 }
 
 /* Entries in Kafka not yet applied, per assigned partition (from the
@@ -515,14 +511,14 @@ static void run_loop(struct svc *s)
 	int64_t last_stats = wb_mono_us();
 	wb_views_batch_begin(s->views);
 	while (!stop_requested) {
-		int timeout = 100;
-		if (s->batch_records) {
-			int64_t left = s->batch_started_us + s->batch_wait_us -
-				       wb_mono_us();
-			timeout = left > 0 ? (int)(left / 1000) : 0;
-		}
+		/* With a batch open, poll without waiting: when nothing is
+		 * queued locally the batch is committed at once (low latency
+		 * when entries trickle in); while a backlog streams in, the
+		 * batch grows to projector.batch.max or batch.wait.ms. */
+		int timeout = s->batch_records ? 0 : 100;
 		rd_kafka_message_t *m =
 			rd_kafka_consumer_poll(s->consumer, timeout);
+		bool drained = !m && s->batch_records;
 		if (m) {
 			if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
 			    m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
@@ -551,7 +547,7 @@ static void run_loop(struct svc *s)
 			rd_kafka_message_destroy(m);
 		}
 		int64_t now = wb_mono_us();
-		if (s->batch_records >= (size_t)s->batch_max ||
+		if (drained || s->batch_records >= (size_t)s->batch_max ||
 		    (s->batch_records &&
 		     now - s->batch_started_us >= s->batch_wait_us))
 			commit_batch(s);

@@ -158,11 +158,6 @@ static struct part *part_get(wb_views *v, int32_t p)
 	return &v->parts[p];
 }
 
-static char *dump_json(json_t *j)
-{
-	return json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
-}
-
 /* ---- open / close -------------------------------------------------------- */
 
 static void window_add(const char *merchant, size_t n, int days, void *ud)
@@ -555,9 +550,8 @@ wb_err wb_views_batch_apply(wb_views *v, const uint8_t *entry, size_t len,
 		t->returns_dirty = true;
 
 	/* the timeline record */
-	json_t *tl = wb_timeline_entry(j, &info);
-	char *s = dump_json(tl);
-	json_decref(tl);
+	wb_buf_reset(&v->scratch);
+	wb_timeline_write(&v->scratch, j, &info);
 	size_t ol = strlen(oid);
 	wb_buf_reset(&v->key);
 	wb_buf_append(&v->key, oid, ol);
@@ -566,9 +560,8 @@ wb_err wb_views_batch_apply(wb_views *v, const uint8_t *entry, size_t len,
 	be64(v->key.data + v->key.len, (uint64_t)e.version);
 	v->key.len += 8;
 	rocksdb_writebatch_put_cf(v->wb, v->cf[CF_TIMELINE],
-				  (const char *)v->key.data, v->key.len, s,
-				  strlen(s));
-	free(s);
+				  (const char *)v->key.data, v->key.len,
+				  (const char *)v->scratch.data, v->scratch.len);
 
 	int64_t st = json_integer_value(json_object_get(j, "source_time"));
 	pt->staged = e.seq;
@@ -630,12 +623,14 @@ static void put_returns(wb_views *v, struct touched *t)
 		wb_buf_append(&v->key, t->order_id, strlen(t->order_id));
 		json_t *o = json_copy(r);
 		json_object_set_new(o, "order_id", json_string(t->order_id));
-		char *s = dump_json(o);
+		wb_buf_reset(&v->scratch);
+		wb_json_write(&v->scratch, o);
 		json_decref(o);
 		rocksdb_writebatch_put_cf(v->wb, v->cf[CF_RETURNS],
 					  (const char *)v->key.data,
-					  v->key.len, s, strlen(s));
-		free(s);
+					  v->key.len,
+					  (const char *)v->scratch.data,
+					  v->scratch.len);
 	}
 }
 
@@ -664,10 +659,12 @@ wb_err wb_views_batch_commit(wb_views *v,
 					     strlen(k));
 	for (size_t i = 0; i < v->ntouched; i++) {
 		struct touched *t = &v->touched[i];
-		char *s = dump_json(t->view);
+		wb_buf_reset(&v->scratch);
+		wb_json_write(&v->scratch, t->view);
 		rocksdb_writebatch_put_cf(v->wb, v->cf[CF_VIEWS], t->order_id,
-					  strlen(t->order_id), s, strlen(s));
-		free(s);
+					  strlen(t->order_id),
+					  (const char *)v->scratch.data,
+					  v->scratch.len);
 		put_lookups(v, t);
 		if (t->returns_dirty)
 			put_returns(v, t);

@@ -7,6 +7,7 @@
  *   wb-topic-dump BOOTSTRAP TOPIC events   "<partition> <key> <event_id> <type>"
  *   wb-topic-dump BOOTSTRAP TOPIC dlq      "<partition> <offset> <len> <waybill.source>\t<waybill.error>"
  *   wb-topic-dump BOOTSTRAP TOPIC count    total number of records
+ *   wb-topic-dump BOOTSTRAP TOPIC status   "<partition> <offset> <key> <OrderStatus as JSON>"
  */
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,20 @@ static void print_record(const char *mode, const rd_kafka_message_t *m)
 		printf("%d %.*s %.*s %.*s\n", m->partition, (int)m->key_len,
 		       (const char *)m->key, (int)v.event_id.n, v.event_id.p,
 		       (int)v.type.n, v.type.p);
+	} else if (strcmp(mode, "status") == 0) {
+		json_t *j = NULL;
+		if (wb_avro_unframe(WB_SCHEMA_ORDER_STATUS, m->payload, m->len,
+				    &body, &len, msg, sizeof(msg)) ||
+		    wb_avro_decode(WB_SCHEMA_ORDER_STATUS, body, len, &j, msg,
+				   sizeof(msg))) {
+			printf("%d BAD %s\n", m->partition, msg);
+			return;
+		}
+		char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+		printf("%d %lld %.*s %s\n", m->partition, (long long)m->offset,
+		       (int)m->key_len, (const char *)m->key, s);
+		free(s);
+		json_decref(j);
 	} else if (strcmp(mode, "dlq") == 0) {
 		rd_kafka_headers_t *h = NULL;
 		const void *src = "", *err = "";
@@ -61,7 +76,7 @@ int main(int argc, char **argv)
 {
 	if (argc != 4) {
 		fprintf(stderr, "usage: wb-topic-dump BOOTSTRAP TOPIC "
-				"ledger|events|dlq|count\n");
+				"ledger|events|dlq|count|status\n");
 		return 2;
 	}
 	const char *mode = argv[3];

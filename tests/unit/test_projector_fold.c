@@ -610,6 +610,25 @@ static void count_window(const char *m, size_t n, int days, void *ud)
 		windows_seen++;
 }
 
+static void test_json_writer(void)
+{
+	json_t *j = json_pack("{s:s,s:I,s:I,s:f,s:[b,b,n],s:{}}", "s",
+			      "a\"b\\c\n\t\x01/\xc3\xa9", "min",
+			      (json_int_t)INT64_MIN, "max",
+			      (json_int_t)INT64_MAX, "r", 1.5, "a", 1, 0,
+			      "o");
+	char *want = json_dumps(j, JSON_COMPACT);
+	wb_buf b;
+	wb_buf_init(&b);
+	wb_json_write(&b, j);
+	ok(strlen(want) == b.len && memcmp(want, b.data, b.len) == 0,
+	   "escapes, extreme integers, reals: %.*s", (int)b.len,
+	   (char *)b.data);
+	free(want);
+	wb_buf_finish(&b);
+	json_decref(j);
+}
+
 static void test_windows(void)
 {
 	char msg[256];
@@ -638,7 +657,7 @@ static void test_every_type(const char *schemas_dir)
 		return;
 	char line[8192];
 	json_t *views = json_object();
-	int n = 0, bad = 0;
+	int n = 0, bad = 0, enc_bad = 0, json_bad = 0;
 	json_t *types = json_object();
 	while (fgets(line, sizeof(line), f)) {
 		json_t *e = json_loads(line, 0, NULL);
@@ -662,15 +681,34 @@ static void test_every_type(const char *schemas_dir)
 		json_object_set_new(views, oid, v);
 		json_t *p = wb_order_present(v, T0, 30);
 		json_t *st = wb_order_status(v, T0, 30);
-		wb_buf out;
+		wb_buf out, direct, js;
 		wb_buf_init(&out);
+		wb_buf_init(&direct);
+		wb_buf_init(&js);
 		if (!p || !st ||
 		    wb_avro_encode(WB_SCHEMA_ORDER_STATUS, st, &out, msg,
 				   sizeof(msg))) {
 			bad++;
 			diag("present/status after %s: %s", line, msg);
 		}
+		/* the store's fast paths write what the libraries would */
+		wb_order_status_encode(v, &direct);
+		if (direct.len != out.len ||
+		    memcmp(direct.data, out.data, out.len) != 0) {
+			enc_bad++;
+			diag("OrderStatus bytes differ after %s", line);
+		}
+		char *dumped = json_dumps(v, JSON_COMPACT);
+		wb_json_write(&js, v);
+		if (strlen(dumped) != js.len || memcmp(dumped, js.data, js.len)) {
+			json_bad++;
+			diag("wb_json_write differs from json_dumps:\n%s\n%.*s",
+			     dumped, (int)js.len, (char *)js.data);
+		}
+		free(dumped);
 		wb_buf_finish(&out);
+		wb_buf_finish(&direct);
+		wb_buf_finish(&js);
 		json_decref(p);
 		json_decref(st);
 		json_decref(e);
@@ -684,6 +722,8 @@ static void test_every_type(const char *schemas_dir)
 			diag("no example of %s", *all);
 		}
 	ok(bad == 0 && n > 0, "%d example events fold and present", n);
+	ok(enc_bad == 0, "wb_order_status_encode writes the codec's bytes");
+	ok(json_bad == 0, "wb_json_write writes json_dumps' text");
 	ok(missing == 0, "the examples cover every event type");
 	json_t *v = NULL;
 	json_t *e = entry("shopify:9", "SomethingNew", T0, "{}");
@@ -708,6 +748,7 @@ int main(int argc, char **argv)
 	test_actions();
 	test_timeline_lookups_status();
 	test_windows();
+	test_json_writer();
 	test_every_type(argc > 1 ? argv[1] : "schemas");
 	return tap_done();
 }
