@@ -58,6 +58,43 @@ const struct wb_config_prop wb_config_props[] = {
 	{"ingest.source", NULL, ING, 0, NULL,
 	 "Value of the events' source field when the input has none "
 	 "(default: the mode, e.g. events)."},
+	{"ingest.state.dir", "data/ingest", ING, 0, NULL,
+	 "Durable cursors of the polling modes (amazon-poll, shopify-poll), "
+	 "one small file each, written atomically."},
+
+	/* amazon-poll (ingestors/ingest_amazon_poll.c) */
+	{"ingest.amazon.api.url", "https://sellingpartnerapi-na.amazon.com",
+	 ING, 0, NULL,
+	 "SP-API endpoint of the seller's region (-na, -eu, -fe)."},
+	{"ingest.amazon.lwa.url", "https://api.amazon.com/auth/o2/token", ING,
+	 0, NULL, "Login with Amazon token endpoint."},
+	{"ingest.amazon.client.id", NULL, ING, 0, "WAYBILL_AMAZON_CLIENT_ID",
+	 "LWA client id of the SP-API application."},
+	{"ingest.amazon.client.secret", NULL, ING, WB_PROP_SECRET,
+	 "WAYBILL_AMAZON_CLIENT_SECRET",
+	 "LWA client secret (environment or config file; never a flag)."},
+	{"ingest.amazon.refresh.token", NULL, ING, WB_PROP_SECRET,
+	 "WAYBILL_AMAZON_REFRESH_TOKEN",
+	 "The seller's LWA refresh token (environment or config file)."},
+	{"ingest.amazon.marketplace.ids", "ATVPDKIKX0DER", ING, 0, NULL,
+	 "MarketplaceIds polled, comma-separated (at most 50)."},
+	{"ingest.amazon.merchant", NULL, ING, 0, NULL,
+	 "merchant (tenant) of the events (default: the first marketplace "
+	 "id)."},
+	{"ingest.amazon.start", NULL, ING, 0, NULL,
+	 "LastUpdatedAfter of the first poll when there is no cursor yet "
+	 "(RFC 3339 or epoch ms; default: 24 hours ago)."},
+	{"ingest.amazon.poll.interval.ms", "120000", ING, 0, NULL,
+	 "Pause between the starts of two polls (getOrders allows one "
+	 "request a minute on average)."},
+	{"ingest.amazon.http.timeout.ms", "30000", ING, 0, NULL,
+	 "Longest one HTTP request may take; a slower one is retried."},
+	{"ingest.amazon.max.attempts", "8", ING, 0, NULL,
+	 "Tries per request on 429, 5xx, timeouts and broken answers "
+	 "before the poll gives up (the cursor stays)."},
+	{"ingest.amazon.backoff.max.ms", "120000", ING, 0, NULL,
+	 "Cap of the exponential backoff and of any wait a 429 asks for."},
+
 
 	/* pos (ingestors/ingest_pos.c) */
 	{"ingest.pos.merchant", NULL, ING, 0, NULL,

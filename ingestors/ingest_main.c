@@ -27,7 +27,19 @@ static const struct mode modes[] = {
 	 "retail POS export, CSV with a header row or NDJSON (README \"POS "
 	 "exports\"): sales and till returns -> <topic.prefix>events",
 	 wb_ingest_pos_main},
+	{"amazon-poll", "[--once]",
+	 "Amazon SP-API Orders v0 poller (LWA token, NextToken, rate limits, "
+	 "durable cursor in ingest.state.dir) -> <topic.prefix>events; "
+	 "--once: one pass, then exit",
+	 wb_ingest_amazon_poll_main},
 	{NULL, NULL, NULL, NULL},
+};
+
+/* Flags that are not configuration keys; a mode reads them as
+ * wb_config_get_bool(cfg, "flag.<name>"). */
+static const struct wb_config_alias aliases[] = {
+	{"once", NULL}, /* pollers: one pass, then exit */
+	{NULL, NULL},
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -72,6 +84,15 @@ static void usage(FILE *out, const struct mode *only)
 			"on stdout. Exit status: 0 if every row was accepted "
 			"and every event acknowledged\nby Kafka, 1 otherwise, "
 			"2 for usage or configuration errors.\n");
+	if (only && strcmp(only->name, "amazon-poll") == 0)
+		fprintf(out,
+			"\namazon-poll --once prints a summary\n"
+			"  orders=N events=N dlq=N acked=N failed=N\n"
+			"on stdout. Exit status: 0 if the pass completed and "
+			"Kafka acknowledged\neverything (the cursor then "
+			"moved), 1 otherwise, 2 for configuration errors.\n"
+			"Credentials come from the environment or the config "
+			"file only.\n");
 	if (!only || strcmp(only->name, "events") == 0)
 		fprintf(out,
 			"\nevents prints FILE:LINE: REASON on stderr for each "
@@ -100,8 +121,8 @@ int main(int argc, char **argv)
 	char **pos = wb_xcalloc((size_t)argc + 1, sizeof(*pos));
 	int npos = 0;
 	bool help = false;
-	if (wb_config_parse_args(cfg, argc, argv, NULL, &npos, pos, &help, msg,
-				 sizeof(msg)) != WB_OK) {
+	if (wb_config_parse_args(cfg, argc, argv, aliases, &npos, pos, &help,
+				 msg, sizeof(msg)) != WB_OK) {
 		fprintf(stderr, "waybill-ingest: %s\n", msg);
 		goto out;
 	}

@@ -157,6 +157,41 @@ wb_err wb_money_parse(const char *s, size_t n, const char *currency,
 		      size_t msglen);
 
 
+/* Durable cursors: <dir>/<name>, one line, replaced atomically (temporary
+ * file, fsync, rename, fsync of dir; dir is created). load sets *found
+ * false (and WB_OK) when there is none yet. */
+wb_err wb_ingest_state_load(const char *dir, const char *name, char *out,
+			    size_t outlen, bool *found, char *msg,
+			    size_t msglen);
+wb_err wb_ingest_state_save(const char *dir, const char *name,
+			    const char *value, char *msg, size_t msglen);
+
+/* ---- Amazon SP-API Orders v0 (amazon_map.c) ----------------------------- */
+
+struct wb_amazon_map_opts {
+	const char *merchant; /* tenant of every event */
+	const char *source;   /* the events' source, e.g. "amazon-poll" */
+	int64_t observed_ms;  /* poll time: ingest_time and observed_at */
+};
+
+/* One order of a getOrders page plus its items (the OrderItems of every
+ * getOrderItems page, concatenated; NULL if not fetched) -> canonical
+ * OrderEvent JSON objects appended to events (an array), in the order they
+ * should be recorded. An event that cannot be built from what Amazon sent
+ * (e.g. a price with no exact value in its currency) is left out and
+ * "<Type>: <reason>" appended to problems (an array); the rest still come.
+ * An error (nothing appended) when the order itself is unusable: no valid
+ * AmazonOrderId, an OrderStatus Waybill does not know, items not an array.
+ * Pure: the same input gives the same events. */
+wb_err wb_amazon_map_order(const json_t *order, const json_t *items,
+			   const struct wb_amazon_map_opts *opts,
+			   json_t *events, json_t *problems, char *msg,
+			   size_t msglen);
+
+/* An SP-API time into epoch ms: RFC 3339 ("2017-01-20T19:49:35Z"), or
+ * epoch seconds as the sandbox writes them ("1.569521782042E9"). */
+wb_err wb_amazon_parse_time(const char *s, int64_t *out);
+
 /* ---- POS exports (pos_map.c) ---------------------------------------------- */
 
 enum wb_pos_format { WB_POS_CSV, WB_POS_NDJSON };
@@ -199,9 +234,11 @@ void wb_pos_skip(wb_pos *p, long lineno, const char *why);
 wb_err wb_pos_finish(wb_pos *p, int64_t now_ms);
 void wb_pos_get_counts(const wb_pos *p, struct wb_pos_counts *out);
 
-/* `waybill-ingest pos FILE|-`. */
+/* `waybill-ingest pos FILE|-` and `waybill-ingest amazon-poll [--once]`. */
 int wb_ingest_pos_main(const wb_config *cfg, int nargs, char **args,
 		       volatile sig_atomic_t *stop);
+int wb_ingest_amazon_poll_main(const wb_config *cfg, int nargs, char **args,
+			       volatile sig_atomic_t *stop);
 
 /* ---- Shopify (shopify_map.c: pure; ingest_shopify_*.c: the modes) --------- */
 
