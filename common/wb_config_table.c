@@ -95,7 +95,6 @@ const struct wb_config_prop wb_config_props[] = {
 	{"ingest.amazon.backoff.max.ms", "120000", ING, 0, NULL,
 	 "Cap of the exponential backoff and of any wait a 429 asks for."},
 
-
 	/* pos (ingestors/ingest_pos.c) */
 	{"ingest.pos.merchant", NULL, ING, 0, NULL,
 	 "pos: merchant (tenant) of the stores in the export (required)."},
@@ -143,6 +142,65 @@ const struct wb_config_prop wb_config_props[] = {
 	{"token.scopes", "read", CLI, 0, NULL,
 	 "token new: its scopes, comma-separated: read, act (also "
 	 "--scopes)."},
+
+	/* shopify-webhooks (ingestors/ingest_shopify_webhooks.c) */
+	{"ingest.http.listen", "127.0.0.1:8081", ING, 0, NULL,
+	 "shopify-webhooks: host:port, [ipv6]:port or :port (all interfaces) "
+	 "of POST /webhooks/shopify, GET /metrics and GET /healthz; port 0 "
+	 "picks a free one (logged as http_listening)."},
+	{"ingest.http.threads", "2", ING, 0, NULL,
+	 "shopify-webhooks: HTTP worker threads (libmicrohttpd's epoll "
+	 "thread pool)."},
+	{"ingest.http.connection.limit", "1024", ING, 0, NULL,
+	 "shopify-webhooks: most concurrent connections."},
+	{"ingest.http.connection.timeout.s", "30", ING, 0, NULL,
+	 "shopify-webhooks: seconds an idle connection is kept open."},
+	{"ingest.http.max.body.bytes", "1048576", ING, 0, NULL,
+	 "shopify-webhooks: largest accepted body; larger ones get 413 (by "
+	 "Content-Length before reading, else while streaming)."},
+	{"ingest.http.ack.timeout.ms", "4000", ING, 0, NULL,
+	 "shopify-webhooks: a webhook is answered 200 only once Kafka "
+	 "acknowledged all its events; 503 (Shopify retries) if that takes "
+	 "longer. Keep it under Shopify's 5 s delivery timeout."},
+	{"ingest.shopify.webhook.secrets", NULL, ING, WB_PROP_SECRET,
+	 "WAYBILL_SHOPIFY_WEBHOOK_SECRETS",
+	 "shopify-webhooks: the app's client secret(s) the HMAC is checked "
+	 "against, comma-separated, at most two (rotation)."},
+
+	/* shopify-poll (ingestors/ingest_shopify_poll.c) */
+	{"ingest.shopify.api.url", NULL, ING, 0, NULL,
+	 "shopify-poll: base URL of the shop's Admin API, e.g. "
+	 "https://acme.myshopify.com (required); GraphQL is POSTed to "
+	 "<url>/admin/api/<version>/graphql.json."},
+	{"ingest.shopify.api.version", "2026-01", ING, 0, NULL,
+	 "shopify-poll: Admin API version."},
+	{"ingest.shopify.access.token", NULL, ING, WB_PROP_SECRET,
+	 "WAYBILL_SHOPIFY_ACCESS_TOKEN",
+	 "shopify-poll: Admin API access token (X-Shopify-Access-Token; "
+	 "scopes read_orders, read_returns)."},
+	{"ingest.shopify.shop", NULL, ING, 0, NULL,
+	 "shopify-poll: merchant (tenant) of the events, the shop domain "
+	 "(default: the host of ingest.shopify.api.url)."},
+	{"ingest.shopify.start", NULL, ING, 0, NULL,
+	 "shopify-poll: updated_at to start from when there is no cursor yet "
+	 "(RFC 3339 or epoch ms; default: every order)."},
+	{"ingest.shopify.page.size", "5", ING, 0, NULL,
+	 "shopify-poll: orders per GraphQL page (1..250). A page asks for "
+	 "about 160 cost points per order; Shopify refuses one query over "
+	 "1000."},
+	{"ingest.shopify.poll.interval.ms", "60000", ING, 0, NULL,
+	 "shopify-poll: pause between two passes (without --once)."},
+	{"ingest.shopify.http.timeout.ms", "30000", ING, 0, NULL,
+	 "shopify-poll: longest one HTTP request may take; a slower one is "
+	 "retried."},
+	{"ingest.shopify.max.attempts", "8", ING, 0, NULL,
+	 "shopify-poll: tries per page on 429, 5xx, timeouts and throttling "
+	 "before the pass gives up (the cursor stays)."},
+	{"ingest.shopify.backoff.max.ms", "60000", ING, 0, NULL,
+	 "shopify-poll: cap of the exponential backoff and of any wait a 429 "
+	 "or the cost bucket asks for."},
+	{"ingest.shopify.max.response.bytes", "16777216", ING, 0, NULL,
+	 "shopify-poll: largest response body accepted."},
 
 	/* audit CLI */
 	{"replay.order", NULL, CLI, 0, NULL,

@@ -18,6 +18,34 @@ struct mode {
 		   volatile sig_atomic_t *stop);
 };
 
+/* Key prefixes of the options a mode reads, for its --help; a mode not
+ * listed shows every ingest option. */
+static const char *const shopify_webhooks_options[] = {
+	"kafka.", "topic.", "log.", "ingest.http.", "ingest.shopify.webhook.",
+	"ingest.source", NULL};
+static const char *const shopify_poll_options[] = {
+	"kafka.", "topic.", "log.", "ingest.shopify.api.",
+	"ingest.shopify.access.", "ingest.shopify.shop", "ingest.shopify.start",
+	"ingest.shopify.page.", "ingest.shopify.poll.", "ingest.shopify.http.",
+	"ingest.shopify.max.", "ingest.shopify.backoff.", "ingest.state.",
+	"ingest.flush.", "ingest.source", NULL};
+static const struct {
+	const char *mode;
+	const char *const *prefixes;
+} mode_options[] = {
+	{"shopify-webhooks", shopify_webhooks_options},
+	{"shopify-poll", shopify_poll_options},
+};
+
+static const char *const *options_of(const struct mode *m)
+{
+	for (size_t i = 0; m && i < sizeof(mode_options) / sizeof(*mode_options);
+	     i++)
+		if (strcmp(mode_options[i].mode, m->name) == 0)
+			return mode_options[i].prefixes;
+	return NULL;
+}
+
 static const struct mode modes[] = {
 	{"events", "FILE|-",
 	 "canonical JSON-lines events (one OrderEvent per line) -> "
@@ -32,6 +60,18 @@ static const struct mode modes[] = {
 	 "durable cursor in ingest.state.dir) -> <topic.prefix>events; "
 	 "--once: one pass, then exit",
 	 wb_ingest_amazon_poll_main},
+	{"shopify-webhooks", "",
+	 "HTTP receiver of Shopify webhooks: POST /webhooks/shopify on "
+	 "ingest.http.listen, HMAC-checked, answered 200 only once Kafka "
+	 "acknowledged every event -> <topic.prefix>events (unmappable ones "
+	 "-> <topic.prefix>dlq); GET /metrics, GET /healthz",
+	 wb_ingest_shopify_webhooks_main},
+	{"shopify-poll", "[--once]",
+	 "reconciliation/backfill from the Shopify GraphQL Admin API: orders "
+	 "updated since a durable cursor (ingest.state.dir) -> "
+	 "ChannelSnapshotObserved + the events of their state -> "
+	 "<topic.prefix>events; --once: one pass, then exit",
+	 wb_ingest_shopify_poll_main},
 	{NULL, NULL, NULL, NULL},
 };
 
@@ -93,6 +133,32 @@ static void usage(FILE *out, const struct mode *only)
 			"moved), 1 otherwise, 2 for configuration errors.\n"
 			"Credentials come from the environment or the config "
 			"file only.\n");
+	if (only && strcmp(only->name, "shopify-webhooks") == 0)
+		fprintf(out,
+			"\nshopify-webhooks answers POST /webhooks/shopify with "
+			"401 (bad or missing\nX-Shopify-Hmac-Sha256; checked "
+			"before the body is parsed), 413 (body over\n"
+			"ingest.http.max.body.bytes), 200 once Kafka "
+			"acknowledged every event (or,\nfor an authentic "
+			"body it cannot map, the DLQ record), 503 when Kafka "
+			"does\nnot within ingest.http.ack.timeout.ms (Shopify "
+			"retries). Topics: README\n\"Channels\". Runs until "
+			"SIGINT/SIGTERM, then answers what is waiting. Exit\n"
+			"status 0, 1 if Kafka or the listen address fail, 2 "
+			"for configuration errors.\nSecrets come from the "
+			"environment or the config file only.\n");
+	if (only && strcmp(only->name, "shopify-poll") == 0)
+		fprintf(out,
+			"\nshopify-poll --once prints a summary\n"
+			"  pages=N orders=N skipped=N events=N dlq=N acked=N "
+			"failed=N cursor=TIME\non stdout. Exit status: 0 if "
+			"the pass completed and Kafka acknowledged\n"
+			"everything (the cursor then moved), 1 otherwise "
+			"(401/403, retries used up,\nmalformed answers), 2 "
+			"for configuration errors. Without --once it polls\n"
+			"every ingest.shopify.poll.interval.ms until "
+			"SIGINT/SIGTERM. The access token\ncomes from the "
+			"environment or the config file only.\n");
 	if (!only || strcmp(only->name, "events") == 0)
 		fprintf(out,
 			"\nevents prints FILE:LINE: REASON on stderr for each "
@@ -101,7 +167,7 @@ static void usage(FILE *out, const struct mode *only)
 			"on stdout. Exit status: 0 if every line was accepted "
 			"and acknowledged by\nKafka, 1 otherwise, 2 for usage "
 			"or configuration errors.\n");
-	wb_config_print_help(out, WB_CMD_INGEST);
+	wb_config_print_help_keys(out, WB_CMD_INGEST, options_of(only));
 }
 
 static const struct mode *mode_find(const char *name)

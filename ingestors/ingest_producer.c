@@ -13,11 +13,17 @@
  * overrides the defaults below.
  *
  * Delivery reports are served from the caller's thread (rd_kafka_poll in
- * send and flush), so the counters need no locking.
+ * send and flush) — or, once wb_ingest_producer_start was called (for
+ * request/response callers such as shopify-webhooks, where many threads
+ * send and each wants to hear about its own records), from a thread of the
+ * producer's own, which also calls back per record. The counters are
+ * atomic so both ways count exactly.
  */
 #include "wb_ingest.h"
 
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,8 +40,13 @@ struct wb_ingest_producer {
 	rd_kafka_topic_t *rkt;
 	char *topic;
 	char *dlq_topic; /* the DLQ topic once checked to exist */
-	uint64_t sent, acked, failed;
+	_Atomic uint64_t sent, acked, failed;
 	unsigned since_poll;
+	/* after wb_ingest_producer_start */
+	wb_ingest_delivery_fn on_delivery;
+	pthread_t poller;
+	bool polling;
+	atomic_bool stop_polling;
 };
 
 /* Defaults for throughput and safety; a kafka.* key of the same name in
@@ -97,11 +108,38 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	} else {
 		p->acked++;
 	}
+	/* Only send_async records carry an opaque (never NULL). */
+	if (p->on_delivery && m->_private)
+		p->on_delivery(m->_private,
+			       !m->err ? WB_OK
+			       : m->err == RD_KAFKA_RESP_ERR__MSG_TIMED_OUT
+				       ? WB_ETIMEOUT
+				       : WB_EKAFKA,
+			       m->err ? rd_kafka_err2str(m->err) : NULL);
 }
 
 wb_ingest_producer *wb_ingest_producer_create(const wb_config *cfg,
 					      const char *topic, wb_err *err,
 					      char *msg, size_t msglen)
+{
+	return wb_ingest_producer_create_ex(cfg, topic, NULL, err, msg, msglen);
+}
+
+/* Sets key=value on conf unless the configuration says kafka.<key>. */
+static bool conf_default(rd_kafka_conf_t *conf, const wb_config *cfg,
+			 const char *k, const char *v, char *msg, size_t msglen)
+{
+	char key[128];
+	snprintf(key, sizeof(key), "kafka.%s", k);
+	return wb_config_get(cfg, key) ||
+	       wb_kafka_conf_set(conf, k, v, msg, msglen) == WB_OK;
+}
+
+wb_ingest_producer *wb_ingest_producer_create_ex(const wb_config *cfg,
+						 const char *topic,
+						 const char *const *overrides,
+						 wb_err *err, char *msg,
+						 size_t msglen)
 {
 	wb_err dummy;
 	if (!err)
@@ -110,16 +148,17 @@ wb_ingest_producer *wb_ingest_producer_create(const wb_config *cfg,
 	rd_kafka_conf_t *conf = wb_kafka_conf_new(cfg, msg, msglen);
 	if (!conf)
 		return NULL;
-	for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
-		char key[128];
-		snprintf(key, sizeof(key), "kafka.%s", defaults[i].key);
-		if (wb_config_get(cfg, key))
-			continue;
-		if (wb_kafka_conf_set(conf, defaults[i].key, defaults[i].value,
-				      msg, msglen) != WB_OK) {
-			rd_kafka_conf_destroy(conf);
-			return NULL;
-		}
+	bool ok = true;
+	for (size_t i = 0; ok && i < sizeof(defaults) / sizeof(defaults[0]);
+	     i++)
+		ok = conf_default(conf, cfg, defaults[i].key, defaults[i].value,
+				  msg, msglen);
+	for (size_t i = 0; ok && overrides && overrides[i]; i += 2)
+		ok = conf_default(conf, cfg, overrides[i], overrides[i + 1], msg,
+				  msglen);
+	if (!ok) {
+		rd_kafka_conf_destroy(conf);
+		return NULL;
 	}
 	wb_ingest_producer *p = wb_xcalloc(1, sizeof(*p));
 	p->topic = wb_xstrdup(topic);
@@ -157,6 +196,10 @@ void wb_ingest_producer_destroy(wb_ingest_producer *p)
 {
 	if (!p)
 		return;
+	if (p->polling) {
+		atomic_store(&p->stop_polling, true);
+		pthread_join(p->poller, NULL);
+	}
 	if (p->rkt)
 		rd_kafka_topic_destroy(p->rkt);
 	if (p->rk)
@@ -257,6 +300,81 @@ wb_err wb_ingest_producer_send_dlq(wb_ingest_producer *p, const char *topic,
 			       "produce to %s: %s", topic,
 			       rd_kafka_err2str(err));
 	}
+}
+
+wb_err wb_ingest_producer_check_topic(wb_ingest_producer *p, const char *topic,
+				      char *msg, size_t msglen)
+{
+	char sub[512];
+	if (wb_kafka_partition_count(p->rk, topic, METADATA_TIMEOUT_MS, sub,
+				     sizeof(sub)) < 1)
+		return wb_fail(msg, msglen, WB_EKAFKA, "%s", sub);
+	return WB_OK;
+}
+
+static void *poller_main(void *arg)
+{
+	wb_ingest_producer *p = arg;
+	/* rd_kafka_poll returns as soon as a report is served, so an ack
+	 * reaches its caller without waiting for the timeout. */
+	while (!atomic_load(&p->stop_polling))
+		rd_kafka_poll(p->rk, 100);
+	return NULL;
+}
+
+wb_err wb_ingest_producer_start(wb_ingest_producer *p,
+				wb_ingest_delivery_fn on_delivery, char *msg,
+				size_t msglen)
+{
+	if (p->polling)
+		return wb_fail(msg, msglen, WB_EINVAL, "producer started twice");
+	p->on_delivery = on_delivery;
+	int e = pthread_create(&p->poller, NULL, poller_main, p);
+	if (e)
+		return wb_fail(msg, msglen, WB_ENOMEM,
+			       "cannot start the delivery thread: %s",
+			       strerror(e));
+	p->polling = true;
+	return WB_OK;
+}
+
+wb_err wb_ingest_producer_send_async(wb_ingest_producer *p, const char *topic,
+				     const struct wb_ingest_record *rec,
+				     const char *const *headers, void *opaque,
+				     char *msg, size_t msglen)
+{
+	rd_kafka_headers_t *h = NULL;
+	if (headers) {
+		h = rd_kafka_headers_new(4);
+		for (size_t i = 0; headers[i]; i += 2)
+			rd_kafka_header_add(h, headers[i], -1, headers[i + 1],
+					    -1);
+	}
+	rd_kafka_resp_err_t err = rd_kafka_producev(
+		p->rk, RD_KAFKA_V_TOPIC(topic ? topic : p->topic),
+		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		RD_KAFKA_V_KEY(rec->key, rec->key_len),
+		RD_KAFKA_V_VALUE((void *)rec->value, rec->value_len),
+		RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque),
+		RD_KAFKA_V_END);
+	if (!err) {
+		p->sent++;
+		return WB_OK;
+	}
+	/* The headers are ours again when producev fails. */
+	if (h)
+		rd_kafka_headers_destroy(h);
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		char reason[512];
+		rd_kafka_fatal_error(p->rk, reason, sizeof(reason));
+		return wb_fail(msg, msglen, WB_EKAFKA, "produce to %s: %s",
+			       topic ? topic : p->topic, reason);
+	}
+	return wb_fail(msg, msglen,
+		       err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? WB_ETOOBIG
+								  : WB_EKAFKA,
+		       "produce to %s: %s", topic ? topic : p->topic,
+		       rd_kafka_err2str(err));
 }
 
 wb_err wb_ingest_producer_flush(wb_ingest_producer *p, int timeout_ms,

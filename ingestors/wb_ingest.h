@@ -156,7 +156,6 @@ wb_err wb_money_parse(const char *s, size_t n, const char *currency,
 		      size_t currency_len, int64_t *out, char *msg,
 		      size_t msglen);
 
-
 /* Durable cursors: <dir>/<name>, one line, replaced atomically (temporary
  * file, fsync, rename, fsync of dir; dir is created). load sets *found
  * false (and WB_OK) when there is none yet. */
@@ -239,6 +238,52 @@ int wb_ingest_pos_main(const wb_config *cfg, int nargs, char **args,
 		       volatile sig_atomic_t *stop);
 int wb_ingest_amazon_poll_main(const wb_config *cfg, int nargs, char **args,
 			       volatile sig_atomic_t *stop);
+
+/* ---- producer for concurrent request/response callers --------------------
+ * (added for shopify-webhooks: each webhook is answered only once Kafka
+ * acknowledged every record it produced; `events` and the pollers keep
+ * using send/flush above). */
+
+/* Like wb_ingest_producer_create; overrides is NULL or a NULL-terminated
+ * list of librdkafka key, value pairs applied after the defaults (a
+ * kafka.<key> of the configuration still wins), e.g. message.timeout.ms. */
+wb_ingest_producer *wb_ingest_producer_create_ex(const wb_config *cfg,
+						 const char *topic,
+						 const char *const *overrides,
+						 wb_err *err, char *msg,
+						 size_t msglen);
+
+/* Checks that topic exists, over the producer's own connection (e.g. the
+ * DLQ of a mode that must not discover a missing one on its hot path). */
+wb_err wb_ingest_producer_check_topic(wb_ingest_producer *p, const char *topic,
+				      char *msg, size_t msglen);
+
+/* Called once per record queued with wb_ingest_producer_send_async, with
+ * its opaque: WB_OK when Kafka acknowledged it, WB_ETIMEOUT when it was
+ * not acknowledged within message.timeout.ms, WB_EKAFKA for any other
+ * failure (reason says which). Runs on the producer's delivery thread:
+ * keep it short. */
+typedef void (*wb_ingest_delivery_fn)(void *opaque, wb_err err,
+				      const char *reason);
+
+/* Starts a thread of the producer's own that serves delivery reports and
+ * calls on_delivery; from then on sending is thread-safe and nobody else
+ * needs to poll. Call once, before the first send_async. The thread stops
+ * in wb_ingest_producer_destroy (flush first to hear about every record). */
+wb_err wb_ingest_producer_start(wb_ingest_producer *p,
+				wb_ingest_delivery_fn on_delivery, char *msg,
+				size_t msglen);
+
+/* Queues one record (copied) to topic (NULL: the producer's topic) with
+ * optional headers (NULL or NULL-terminated name, value strings) and a
+ * non-NULL opaque for on_delivery. Never waits: a full queue is WB_EKAFKA
+ * at once, so a caller can answer "try again" instead of blocking. On
+ * WB_OK on_delivery is called exactly once for this record; on error
+ * never. WB_ETOOBIG: over message.max.bytes. */
+wb_err wb_ingest_producer_send_async(wb_ingest_producer *p, const char *topic,
+				     const struct wb_ingest_record *rec,
+				     const char *const *headers, void *opaque,
+				     char *msg, size_t msglen);
 
 /* ---- Shopify (shopify_map.c: pure; ingest_shopify_*.c: the modes) --------- */
 

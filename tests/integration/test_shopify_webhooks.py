@@ -1,0 +1,244 @@
+#!/usr/bin/env python3
+"""`waybill-ingest shopify-webhooks` against the real broker, on a private
+topic prefix:
+
+- HMAC: only the correctly signed request (current or previous secret)
+  gets 2xx; a 1-bit flip of the MAC or the body, a missing header, a hex
+  digest, re-serialised JSON and a wrong secret get 401, counted on
+  /metrics, and nothing of them reaches Kafka;
+- a body over the cap gets 413, by Content-Length and while a chunked body
+  streams; /healthz, 404, 405; /metrics is Prometheus text;
+- an authentic body that cannot be mapped (bad JSON, a topic not mapped, no
+  order id) is answered 200 after its DLQ record (raw body, headers
+  waybill.error and waybill.source) is in Kafka;
+- every recorded sample posted under its topics puts exactly the expected
+  events on <prefix>events, keyed by order id; one webhook yields several;
+- a 20-digit id of our own survives unchanged as the key;
+- a dead broker at start-up fails fast with a clear message; a topic that
+  disappears under a running receiver gives 503 within the ack timeout,
+  counted as a Kafka timeout.
+"""
+import http.client
+import json
+import os
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import wbtest as T  # noqa: E402
+import shopify_standin as S  # noqa: E402
+
+ACK_TIMEOUT_MS = 2500
+
+
+def test_hmac(rx, topics):
+    body = S.fixture("orders_create.json")
+    good = S.sign(body, "new-secret")
+    mac = bytearray(__import__("base64").b64decode(good))
+    mac[5] ^= 0x10
+    flipped = __import__("base64").b64encode(bytes(mac)).decode()
+    hexdigest = __import__("hmac").new(b"new-secret", body, "sha256").hexdigest()
+    reserialised = json.dumps(json.loads(body)).encode()
+    body_flip = bytearray(body)
+    body_flip[100] ^= 0x01
+    before = rx.metrics()
+    cases = [
+        ("current secret", body, None, "new-secret", 200),
+        ("previous secret (rotation)", body, None, "old-secret", 200),
+        ("1-bit flip in the MAC", body, flipped, None, 401),
+        ("1-bit flip in the body", bytes(body_flip), good, None, 401),
+        ("missing header", body, False, None, 401),
+        ("hex digest instead of base64", body, hexdigest, None, 401),
+        ("re-serialised JSON, original MAC", reserialised, good, None, 401),
+        ("wrong secret", body, None, "not-the-secret", 401),
+        ("empty header", body, "", None, 401),
+    ]
+    for what, b, hdr, secret, want in cases:
+        status, _ = rx.post(b, "orders/create", secret=secret or "new-secret",
+                            hmac_header=hdr, webhook_id="hmac-" + what)
+        T.ok(status == want, "HMAC %s: %d (want %d)" % (what, status, want))
+    after = rx.metrics()
+    bad = sum(1 for c in cases if c[4] == 401)
+    got = after["waybill_shopify_webhooks_unauthorized_total"] - \
+        before["waybill_shopify_webhooks_unauthorized_total"]
+    T.ok(got == bad, "/metrics counts the %d unauthorized (%d)" % (bad, got))
+
+
+def test_http_edges(rx):
+    status, text, hdrs = rx.get("/healthz")
+    T.ok(status == 200 and text == "ok\n", "GET /healthz 200")
+    T.ok(rx.get("/nope")[0] == 404, "unknown path 404")
+    status, _, hdrs = rx.get("/webhooks/shopify")
+    T.ok(status == 405 and hdrs.get("Allow") == "POST", "GET on the webhook path: 405, Allow: POST")
+    status, text, hdrs = rx.get("/metrics")
+    lines = text.split("\n")
+    T.ok(status == 200 and hdrs.get("Content-Type", "").startswith("text/plain; version=0.0.4")
+         and text.endswith("\n"), "/metrics is Prometheus text 0.0.4")
+    names = ["received", "unauthorized", "accepted", "dlq", "kafka_timeouts"]
+    T.ok(all(any(l.startswith("# TYPE waybill_shopify_webhooks_%s_total counter" % n) for l in lines)
+             for n in names) and any(l.startswith("waybill_shopify_events_produced_total ") for l in lines),
+         "counters received, unauthorized, accepted, dlq, kafka_timeouts, events produced")
+
+
+def test_too_large(rx, cap):
+    big = b'{"id": 1, "pad": "' + b"x" * (cap + 10) + b'"}'
+    before = rx.metrics()["waybill_shopify_webhooks_too_large_total"]
+    status, _ = rx.post(big, "orders/create")
+    T.ok(status == 413, "body over the cap (Content-Length %d): 413" % len(big))
+    # chunked: no Content-Length, so the cap is enforced while it streams
+    c = http.client.HTTPConnection("127.0.0.1", rx.port, timeout=30)
+
+    def chunks():
+        for i in range(0, len(big), 4096):
+            yield big[i:i + 4096]
+    c.request("POST", "/webhooks/shopify", chunks(),
+              {"X-Shopify-Topic": "orders/create", "X-Shopify-Shop-Domain": S.SHOP,
+               "X-Shopify-Hmac-Sha256": S.sign(big, "new-secret")}, encode_chunked=True)
+    r = c.getresponse()
+    r.read()
+    c.close()
+    T.ok(r.status == 413, "chunked body over the cap: 413 (%d)" % r.status)
+    after = rx.metrics()["waybill_shopify_webhooks_too_large_total"]
+    T.ok(after - before == 2, "too_large counted twice (%d)" % (after - before))
+    status, _ = rx.post(S.fixture("orders_create.json"), "orders/create", webhook_id="after-413")
+    T.ok(status == 200, "a normal webhook after them: 200")
+
+
+def test_dlq(rx, topics):
+    cases = [
+        ("bad JSON", b'{"id": 820982911946154508, "line_items": [', "orders/create", "invalid JSON"),
+        ("topic not mapped", S.fixture("orders_create.json"), "products/update", "not one Waybill maps"),
+        ("no order id", b'{"name": "#1", "total_price": "1.00"}', "orders/updated", "no usable id"),
+    ]
+    for what, body, topic, _ in cases:
+        status, _ = rx.post(body, topic, webhook_id="dlq-" + topic)
+        T.ok(status == 200, "authentic but unmappable (%s): 200" % what)
+    lines = S.dump(topics.topic("dlq"), "dlq") or []
+    for what, body, topic, reason in cases:
+        hit = [l for l in lines if ("topic=%s " % topic) in l and reason in l]
+        T.ok(len(hit) == 1 and hit[0].split(" ")[2] == str(len(body)),
+             "DLQ record for %s: raw body, waybill.source and waybill.error" % what)
+        if len(hit) != 1:
+            T.diag("\n".join(lines))
+    m = rx.metrics()
+    T.ok(m["waybill_shopify_webhooks_dlq_total"] == len(cases), "dlq counted")
+
+
+def test_samples(rx, topics):
+    for i, (name, topic) in enumerate(S.DELIVERIES):
+        status, secs = rx.post(S.fixture(name), topic, webhook_id="wh-%d" % i, event_id="ev-%d" % i)
+        T.ok(status == 200, "%s as %s: 200 in %.0f ms" % (name, topic, secs * 1000))
+    evs = S.events_on(topics)
+    ids = sorted(set((e[2], e[3]) for e in evs))
+    good, why = S.matches_expected(ids)
+    T.ok(good, "the samples' distinct events on <prefix>events are exactly the expected 14 (%s)" % why)
+    T.ok(all(e[1] == e[2].split(":")[0] + ":" + e[2].split(":")[1] for e in evs),
+         "every record keyed by its order id")
+    per_order = {}
+    for e in evs:
+        per_order.setdefault(e[1], set()).add(e[0])
+    T.ok(all(len(p) == 1 for p in per_order.values()), "each order's events on one partition")
+    m = rx.metrics()
+    T.ok(m["waybill_shopify_events_produced_total"] == len(evs),
+         "events_produced_total = records on the topic (%d)" % len(evs))
+
+
+def test_exact_id(rx, topics):
+    body = (b'{"id":820982911946154508,"admin_graphql_api_id":"gid://shopify/Order/820982911946154508",'
+            b'"name":"#1001","email":"jon@example.com","currency":"USD",'
+            b'"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-01-01T00:05:00Z",'
+            b'"financial_status":"paid","total_price":"219.88","line_items":[{"id":866550311766439020,'
+            b'"title":"IPod Nano - 8GB","sku":"IPOD-342-N","quantity":1,"price":"198.00"}]}')
+    status, _ = rx.post(body, "orders/paid", webhook_id="exact-id")
+    T.ok(status == 200, "our own 20-digit-range order: 200")
+    evs = [e for e in S.events_on(topics) if "820982911946154508" in e[1]]
+    T.ok(evs and all(e[1] == "shopify:820982911946154508" for e in evs)
+         and ("shopify:820982911946154508:payment:paid" in [e[2] for e in evs]),
+         "820982911946154508 survives unchanged (key and event_id)")
+
+
+def test_keepalive_concurrency(rx):
+    """Many webhooks on keep-alive connections at once, all acknowledged."""
+    body = S.fixture("orders_create.json")
+    results = []
+
+    def worker(k):
+        c = http.client.HTTPConnection("127.0.0.1", rx.port, timeout=30)
+        for i in range(25):
+            results.append(rx.post(body, "orders/create", webhook_id="ka-%d-%d" % (k, i), conn=c)[0])
+        c.close()
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    T.ok(len(results) == 200 and all(s == 200 for s in results),
+         "200 webhooks on 8 keep-alive connections: all 200 (%d)" % sum(s == 200 for s in results))
+    T.ok(rx.metrics()["waybill_shopify_webhooks_waiting"] == 0, "nothing left waiting")
+
+
+def test_dead_broker(tmp, topics):
+    rx = S.Receiver(topics, tmp, name="dead", bootstrap="127.0.0.1:1")
+    t = time.time()
+    rx.proc.start()
+    rc = rx.proc.p.wait(60)
+    with open(rx.log) as f:
+        log = f.read()
+    T.ok(rc == 1 and time.time() - t < 30 and "metadata" in log,
+         "dead broker at start-up: exit 1 in %.1f s with a clear message" % (time.time() - t))
+    if rc != 1:
+        T.diag(log[-800:])
+
+
+def test_kafka_gone(rx, topics):
+    """The topic disappears under the running receiver: 503 in time."""
+    topics._run("--delete")
+    body = S.fixture("orders_create.json")
+    status, secs = rx.post(body, "orders/create", webhook_id="gone")
+    T.ok(status == 503 and secs < ACK_TIMEOUT_MS / 1000 + 1.5,
+         "Kafka does not acknowledge: 503 in %.2f s (ack timeout %.1f s)" % (secs, ACK_TIMEOUT_MS / 1000))
+    m = rx.metrics()
+    T.ok(m["waybill_shopify_webhooks_kafka_timeouts_total"] + m["waybill_shopify_webhooks_kafka_errors_total"] >= 1,
+         "counted as a Kafka timeout/error")
+
+
+def main():
+    T.require_broker()
+    cap = 65536
+    with T.Topics("shopwh", partitions=4) as topics, T.TempDir() as tmp:
+        rx = S.Receiver(topics, tmp, extra=["--ingest.http.max.body.bytes=%d" % cap,
+                                            "--ingest.http.ack.timeout.ms=%d" % ACK_TIMEOUT_MS])
+        T.ok(rx.start(), "receiver listening on port %s" % rx.port)
+        if not rx.port:
+            T.diag(open(rx.log).read()[-2000:])
+            T.done()
+        test_http_edges(rx)
+        test_hmac(rx, topics)
+        before = S.events_on(topics)
+        T.ok(len(before) == 6, "only the 2 authentic webhooks reached Kafka (3 events each; %d)" % len(before))
+        test_too_large(rx, cap)
+        test_dlq(rx, topics)
+        # a clean topic for the samples
+        with T.Topics("shopwh2", partitions=4) as t2:
+            rx2 = S.Receiver(t2, tmp, name="wh2",
+                             extra=["--ingest.http.ack.timeout.ms=%d" % ACK_TIMEOUT_MS])
+            T.ok(rx2.start(), "second receiver on a clean prefix")
+            test_samples(rx2, t2)
+            test_exact_id(rx2, t2)
+            test_keepalive_concurrency(rx2)
+            rc = rx2.proc.stop()
+            T.ok(rc == 0, "SIGTERM: drained and exited 0 (%s)" % rc)
+        test_dead_broker(tmp, topics)
+        test_kafka_gone(rx, topics)
+        rc = rx.proc.stop()
+        T.ok(rc == 0, "receiver stopped cleanly (%s)" % rc)
+        if rc != 0:
+            T.diag(rx.proc.log_tail())
+    T.done()
+
+
+if __name__ == "__main__":
+    main()
