@@ -174,6 +174,11 @@ wb_err wb_config_parse_args(wb_config *cfg, int argc, char **argv,
 
 const char *wb_config_get(const wb_config *cfg, const char *key);
 int64_t wb_config_get_int(const wb_config *cfg, const char *key);
+/* key as an integer in [min, max]; otherwise WB_ECONFIG with
+ * "KEY must be an integer from MIN to MAX (got 'VALUE')" in msg. */
+wb_err wb_config_get_int_range(const wb_config *cfg, const char *key,
+			       int64_t min, int64_t max, int64_t *out,
+			       char *msg, size_t msglen);
 bool wb_config_get_bool(const wb_config *cfg, const char *key);
 /* Calls fn for every kafka.* key set (key without the "kafka." prefix). */
 void wb_config_each_kafka(const wb_config *cfg,

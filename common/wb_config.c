@@ -329,6 +329,18 @@ int64_t wb_config_get_int(const wb_config *cfg, const char *key)
 	return 0;
 }
 
+wb_err wb_config_get_int_range(const wb_config *cfg, const char *key,
+			       int64_t min, int64_t max, int64_t *out,
+			       char *msg, size_t msglen)
+{
+	const char *v = wb_config_get(cfg, key);
+	if (v && wb_parse_i64(v, min, max, out))
+		return WB_OK;
+	return wb_fail(msg, msglen, WB_ECONFIG,
+		       "%s must be an integer from %lld to %lld (got '%s')", key,
+		       (long long)min, (long long)max, v ? v : "");
+}
+
 bool wb_config_get_bool(const wb_config *cfg, const char *key)
 {
 	const char *v = wb_config_get(cfg, key);

@@ -108,15 +108,9 @@ struct http_result {
 	char curl_error[CURL_ERROR_SIZE];
 };
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
+static int usage_error(const char *why)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "waybill-ingest shopify-poll: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
+	fprintf(stderr, "waybill-ingest shopify-poll: %s\n", why);
 	return WB_INGEST_EXIT_USAGE;
 }
 
@@ -613,34 +607,27 @@ static wb_err run_pass(struct poller *p, bool *fatal, char *msg,
 
 /* ---- configuration and main --------------------------------------------------- */
 
-static bool int_setting(const wb_config *cfg, const char *key, int64_t min,
-			int64_t max, int64_t *out)
-{
-	const char *v = wb_config_get(cfg, key);
-	if (v && wb_parse_i64(v, min, max, out))
-		return true;
-	usage_error("%s must be an integer from %lld to %lld (got '%s')", key,
-		    (long long)min, (long long)max, v ? v : "");
-	return false;
-}
-
 static int setup(struct poller *p, const wb_config *cfg)
 {
-	if (!int_setting(cfg, "ingest.shopify.page.size", 1, 250,
-			 &p->page_size) ||
-	    !int_setting(cfg, "ingest.shopify.http.timeout.ms", 100, 600000,
-			 &p->timeout_ms) ||
-	    !int_setting(cfg, "ingest.shopify.max.attempts", 1, 100,
-			 &p->max_attempts) ||
-	    !int_setting(cfg, "ingest.shopify.backoff.max.ms", 1, 3600000,
-			 &p->backoff_max_ms) ||
-	    !int_setting(cfg, "ingest.shopify.poll.interval.ms", 1, 86400000,
-			 &p->interval_ms) ||
-	    !int_setting(cfg, "ingest.shopify.max.response.bytes", 1024,
-			 1 << 30, &p->max_resp) ||
-	    !int_setting(cfg, "ingest.flush.timeout.ms", 0, INT32_MAX,
-			 &p->flush_ms))
-		return WB_INGEST_EXIT_USAGE;
+	char msg[512];
+	if (wb_config_get_int_range(cfg, "ingest.shopify.page.size", 1, 250,
+				    &p->page_size, msg, sizeof(msg)) ||
+	    wb_config_get_int_range(cfg, "ingest.shopify.http.timeout.ms", 100,
+				    600000, &p->timeout_ms, msg, sizeof(msg)) ||
+	    wb_config_get_int_range(cfg, "ingest.shopify.max.attempts", 1, 100,
+				    &p->max_attempts, msg, sizeof(msg)) ||
+	    wb_config_get_int_range(cfg, "ingest.shopify.backoff.max.ms", 1,
+				    3600000, &p->backoff_max_ms, msg,
+				    sizeof(msg)) ||
+	    wb_config_get_int_range(cfg, "ingest.shopify.poll.interval.ms", 1,
+				    86400000, &p->interval_ms, msg,
+				    sizeof(msg)) ||
+	    wb_config_get_int_range(cfg, "ingest.shopify.max.response.bytes",
+				    1024, 1 << 30, &p->max_resp, msg,
+				    sizeof(msg)) ||
+	    wb_config_get_int_range(cfg, "ingest.flush.timeout.ms", 0,
+				    INT32_MAX, &p->flush_ms, msg, sizeof(msg)))
+		return usage_error(msg);
 	const char *base = wb_config_get(cfg, "ingest.shopify.api.url");
 	const char *version = wb_config_get(cfg, "ingest.shopify.api.version");
 	const char *token = wb_config_get(cfg, "ingest.shopify.access.token");
@@ -674,9 +661,8 @@ static int setup(struct poller *p, const wb_config *cfg)
 			 (int)(hl < sizeof(p->shop) ? hl : 0), h);
 	}
 	if (!wb_shopify_shop_ok(p->shop))
-		return usage_error("ingest.shopify.shop: '%s' is not a shop "
-				   "domain",
-				   p->shop);
+		return usage_error("ingest.shopify.shop is not a shop domain "
+				   "(letters, digits, '.', '-')");
 	snprintf(p->state_name, sizeof(p->state_name), "shopify-poll-%.100s",
 		 p->shop);
 	p->state_dir = wb_config_get(cfg, "ingest.state.dir");

@@ -514,27 +514,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- configuration and main ------------------------------------------------ */
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
+static int usage_error(const char *why)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "waybill-ingest shopify-webhooks: ");
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\n");
-	va_end(ap);
+	fprintf(stderr, "waybill-ingest shopify-webhooks: %s\n", why);
 	return WB_INGEST_EXIT_USAGE;
-}
-
-static bool int_setting(const wb_config *cfg, const char *key, int64_t min,
-			int64_t max, int64_t *out)
-{
-	const char *v = wb_config_get(cfg, key);
-	if (v && wb_parse_i64(v, min, max, out))
-		return true;
-	usage_error("%s must be an integer from %lld to %lld (got '%s')", key,
-		    (long long)min, (long long)max, v ? v : "");
-	return false;
 }
 
 /* Splits the comma-separated secrets (blanks around them dropped). */
@@ -559,9 +542,8 @@ static bool load_secrets(struct server *s, const wb_config *cfg)
 		if (a < b) {
 			if (s->nsecrets == MAX_SECRETS) {
 				usage_error("ingest.shopify.webhook.secrets: "
-					    "at most %d secrets (the current "
-					    "and the previous one)",
-					    MAX_SECRETS);
+					    "at most two secrets (the current "
+					    "and the previous one)");
 				return false;
 			}
 			s->secrets[s->nsecrets++] =
@@ -639,22 +621,24 @@ int wb_ingest_shopify_webhooks_main(const wb_config *cfg, int nargs,
 	if (nargs != 0)
 		return usage_error("takes no arguments (see --help)");
 	int64_t threads, conn_limit, conn_timeout, max_body, ack_ms;
-	if (!int_setting(cfg, "ingest.http.threads", 1, 64, &threads) ||
-	    !int_setting(cfg, "ingest.http.connection.limit", 1, 1000000,
-			 &conn_limit) ||
-	    !int_setting(cfg, "ingest.http.connection.timeout.s", 1, 3600,
-			 &conn_timeout) ||
-	    !int_setting(cfg, "ingest.http.max.body.bytes", 1,
-			 WB_SHOPIFY_MAX_BODY, &max_body) ||
-	    !int_setting(cfg, "ingest.http.ack.timeout.ms", 100, 600000,
-			 &ack_ms))
-		return WB_INGEST_EXIT_USAGE;
 	char msg[512];
+	if (wb_config_get_int_range(cfg, "ingest.http.threads", 1, 64,
+				    &threads, msg, sizeof(msg)) ||
+	    wb_config_get_int_range(cfg, "ingest.http.connection.limit", 1,
+				    1000000, &conn_limit, msg, sizeof(msg)) ||
+	    wb_config_get_int_range(cfg, "ingest.http.connection.timeout.s", 1,
+				    3600, &conn_timeout, msg, sizeof(msg)) ||
+	    wb_config_get_int_range(cfg, "ingest.http.max.body.bytes", 1,
+				    WB_SHOPIFY_MAX_BODY, &max_body, msg,
+				    sizeof(msg)) ||
+	    wb_config_get_int_range(cfg, "ingest.http.ack.timeout.ms", 100,
+				    600000, &ack_ms, msg, sizeof(msg)))
+		return usage_error(msg);
 	const char *listen = wb_config_get(cfg, "ingest.http.listen");
 	struct sockaddr_storage ss;
 	if (wb_parse_listen("ingest.http.listen", listen, &ss, msg,
 			    sizeof(msg)) != WB_OK)
-		return usage_error("%s", msg);
+		return usage_error(msg);
 
 	static struct server srv; /* one per process; counters start at 0 */
 	struct server *s = &srv;
