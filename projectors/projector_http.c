@@ -14,13 +14,12 @@
  * min_position, then the store. The merchant comes only from the token;
  * another merchant's order takes exactly the path of a missing one.
  */
-#include "wb_projector.h"
 #include "projector_http.h"
+#include "projector_internal.h" /* wb_json_write */
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -165,13 +164,13 @@ static enum MHD_Result send_json(wb_projector_http *h, struct MHD_Connection *c,
 				 struct req *r, unsigned status, json_t *j,
 				 const struct hdr *extra)
 {
-	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	wb_buf b;
+	wb_buf_init(&b);
+	wb_json_write(&b, j);
 	json_decref(j);
-	if (!s)
-		return MHD_NO;
-	size_t n = strlen(s);
-	s[n] = '\n'; /* overwrite the NUL: the body is length-delimited */
-	return send_raw(h, c, r, status, s, n + 1, "application/json", extra);
+	wb_buf_putc(&b, '\n');
+	return send_raw(h, c, r, status, (char *)b.data, b.len,
+			"application/json", extra);
 }
 
 #define PUTS(b, lit) wb_buf_append((b), lit, sizeof(lit) - 1)
@@ -269,15 +268,16 @@ static enum MHD_Result send_data_raw(wb_projector_http *h,
 	int64_t pos;
 	envelope_begin(h, r, &b, error, message, &pos);
 	if (fields) {
-		char *f = json_dumps(fields,
-				     JSON_COMPACT | JSON_PRESERVE_ORDER);
+		/* its members, after the envelope's */
+		size_t at = b.len;
+		wb_json_write(&b, fields);
 		json_decref(fields);
-		size_t fl = f ? strlen(f) : 0;
-		if (fl > 2) { /* drop the braces of the object */
-			wb_buf_putc(&b, ',');
-			wb_buf_append(&b, f + 1, fl - 2);
+		if (b.len - at > 2) {
+			b.data[at] = ',';
+			b.len--; /* its closing brace */
+		} else {
+			b.len = at;
 		}
-		free(f);
 	}
 	if (raw_key) {
 		PUTS(&b, ",\"");
@@ -587,19 +587,18 @@ static enum MHD_Result answer_order(wb_projector_http *h,
 		return not_found(h, c, r, "no such order");
 	if (e)
 		return store_error(h, c, r, e);
-	char *s = json_dumps(res, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	wb_json_write(&body, res);
 	json_t *pj = json_object_get(res, "partition");
 	int64_t part = json_is_integer(pj) ? json_integer_value(pj) : -1;
 	json_decref(res);
-	if (!s)
-		return store_error(h, c, r, WB_ENOMEM);
-	size_t len = strlen(s);
 	if (part >= 0 && part < np)
 		wb_http_cache_put(h->cache, r->merchant, r->m.id,
-				  (int32_t)part, snap[part], now, s, len);
-	enum MHD_Result ret = send_data_raw(h, c, r, 200, NULL, "order", s,
-					    len, NULL, NULL);
-	free(s);
+				  (int32_t)part, snap[part], now,
+				  (const char *)body.data, body.len);
+	enum MHD_Result ret =
+		send_data_raw(h, c, r, 200, NULL, "order",
+			      (const char *)body.data, body.len, NULL, NULL);
+	wb_buf_finish(&body);
 	return ret;
 }
 
@@ -1185,42 +1184,6 @@ uint16_t wb_projector_http_port(const wb_projector_http *h)
 	return h ? h->port : 0;
 }
 
-/* "host:port", "[v6]:port" or ":port" (all interfaces). */
-static wb_err parse_listen(const char *s, struct sockaddr_storage *ss,
-			   socklen_t *sl, char *msg, size_t msglen)
-{
-	char host[128];
-	const char *colon = strrchr(s, ':');
-	if (!colon || colon - s >= (long)sizeof(host))
-		return wb_fail(msg, msglen, WB_ECONFIG,
-			       "projector.http.listen: expected host:port, "
-			       "got %s",
-			       s);
-	const char *hs = s, *he = colon;
-	if (*hs == '[' && he > hs && he[-1] == ']') {
-		hs++;
-		he--;
-	}
-	memcpy(host, hs, (size_t)(he - hs));
-	host[he - hs] = '\0';
-	int64_t port;
-	if (!wb_parse_i64(colon + 1, 0, 65535, &port))
-		return wb_fail(msg, msglen, WB_ECONFIG,
-			       "projector.http.listen: bad port in %s", s);
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE}, *ai = NULL;
-	int rc = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
-	if (rc != 0 || !ai)
-		return wb_fail(msg, msglen, WB_ECONFIG,
-			       "projector.http.listen: %s: %s", s,
-			       gai_strerror(rc));
-	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-	*sl = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	return WB_OK;
-}
-
 static int64_t cfg_int(const wb_config *cfg, const char *key, int64_t min,
 		       int64_t max, bool *bad, char *msg, size_t msglen)
 {
@@ -1264,11 +1227,8 @@ wb_err wb_projector_http_start(const wb_config *cfg, wb_views *views,
 		return WB_ECONFIG;
 	const char *listen = wb_config_get(cfg, "projector.http.listen");
 	struct sockaddr_storage ss;
-	socklen_t sl;
-	if (!listen)
-		return wb_fail(msg, msglen, WB_ECONFIG,
-			       "projector.http.listen is not set");
-	wb_err rc = parse_listen(listen, &ss, &sl, msg, msglen);
+	wb_err rc = wb_parse_listen("projector.http.listen", listen, &ss, msg,
+				    msglen);
 	if (rc)
 		return rc;
 
