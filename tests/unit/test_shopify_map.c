@@ -515,8 +515,6 @@ static void test_bad_inputs(void)
 		     "truncated JSON", "invalid JSON");
 	expect_error("orders/create", "[1,2]", WB_ESCHEMA, "not an object",
 		     "not a JSON object");
-	expect_error("orders/create", "{\"id\":1,\"id\":2}", WB_EPARSE,
-		     "duplicate keys", "duplicate");
 	expect_error("products/update", "{\"id\":1}", WB_ENOTFOUND,
 		     "unknown topic", "products/update");
 	expect_error("orders/create", "{\"name\":\"#1\"}", WB_ESCHEMA,
