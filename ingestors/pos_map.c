@@ -268,7 +268,8 @@ static void put_opt_money(wb_buf *b, bool has, int64_t amount,
 
 static const char *arena_str(const struct receipt *r, struct span s)
 {
-	return (const char *)r->arena.data + s.off;
+	/* rows with only empty texts never allocate the arena */
+	return r->arena.data ? (const char *)r->arena.data + s.off : "";
 }
 
 /* Frame + envelope; returns the offset of the body. */
@@ -657,7 +658,6 @@ static wb_err place_row(wb_pos *p, struct field store, struct field no,
 		       "receipt %s/%s appeared earlier in this input: the rows "
 		       "of one receipt must be consecutive",
 		       r->store, r->no);
-		p->counts.rows_rejected++;
 		poison(r, line);
 		*repeat = true;
 	}
@@ -688,6 +688,8 @@ static wb_err add_row(wb_pos *p, const struct field *f, long line,
 	}
 	bool repeat = false;
 	wb_err rc = place_row(p, store, no, line, now_ms, &repeat);
+	if (repeat)
+		p->counts.rows_rejected++;
 	if (rc || repeat)
 		return rc;
 

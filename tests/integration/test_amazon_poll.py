@@ -252,6 +252,29 @@ def run_all(env, srv):
     env.new_events()
     env.new_dlq()
 
+    # continuous mode: a pass every poll.interval.ms until SIGTERM
+    srv.reset()
+    st = env.state("continuous")
+    penv = dict(os.environ, WAYBILL_AMAZON_CLIENT_SECRET=S.CLIENT_SECRET,
+                WAYBILL_AMAZON_REFRESH_TOKEN=S.REFRESH_TOKEN)
+    proc = T.Proc([T.exe("waybill-ingest"), "amazon-poll",
+                   "--ingest.amazon.api.url=" + srv.url,
+                   "--ingest.amazon.lwa.url=" + srv.url + "/auth/o2/token",
+                   "--ingest.amazon.client.id=" + S.CLIENT_ID,
+                   "--ingest.amazon.start=1970-01-01T00:00:00Z",
+                   "--ingest.amazon.poll.interval.ms=700",
+                   "--ingest.state.dir=" + st] + T.common_flags(env.topics),
+                  os.path.join(env.tmp, "continuous.log"), env=penv).start()
+    T.wait_for(lambda: len(srv.requests("getOrders")) >= 4, 30)
+    rc = proc.stop(30)
+    q = srv.requests("getOrders")
+    T.ok(rc == 0 and len(q) >= 4 and q[2]["query"].get("LastUpdatedAfter") ==
+         q[0]["query"].get("LastUpdatedBefore"),
+         "continuous: a second pass from the first one's cursor, exit 0 on "
+         "SIGTERM (status %s, %d getOrders)" % (rc, len(q)))
+    env.new_events()
+    env.new_dlq()
+
     # credentials
     srv.reset()
     r = env.poll(env.state("creds"), creds=False)

@@ -140,6 +140,20 @@ def main():
         T.ok("rows=10 rejected=5 receipts=3 receipts_rejected=5 events=6 acked=6 failed=0"
              in r.stdout.decode(), "summary: " + r.stdout.decode().strip())
 
+        # a line over ingest.max.line.bytes: rejected without being held
+        long = os.path.join(tmp, "long.csv")
+        with open(long, "w") as f:
+            f.write(HEADER + "\n" + CSV.splitlines()[3] + "\n"
+                    + "store9,L,1,sale,X," + "x" * 5000 + ",1,1.00,USD,,,,2026-01-07T10:00:00Z,,,,,\n"
+                    + "store9,M,1,sale,X,x,1,1.00,USD,,,,2026-01-07T10:00:00Z,,,,,\n"
+                    + "store9,N,1,sale,X,x,1,1.00,USD,,,,2026-01-07T10:00:00Z,,,,,\n")
+        r = T.run(ingest + [long, "--ingest.max.line.bytes=1000"] + flags)
+        err = r.stderr.decode()
+        T.ok(r.returncode == 1 and long + ":3: line longer than 1000 bytes" in err
+             and "receipts=1 receipts_rejected=2" in r.stdout.decode(),
+             "over-long line 3 rejected; its neighbours kept out, N delivered (%s)"
+             % r.stdout.decode().strip())
+
         # configuration errors and help
         r = T.run(ingest + [csv] + T.common_flags(topics))
         T.ok(r.returncode == 2 and b"ingest.pos.merchant is required" in r.stderr,

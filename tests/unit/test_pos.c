@@ -300,8 +300,8 @@ static void test_errors(void)
 		"18: total is more than qty x unit_price + tax",
 		"19: store_id and receipt_no must be",
 		"20: receipt s1/M (lines 20-20) not ingested: line 19",
-		"22: bad quoting: quoted field not closed before the end of "
-		"input",
+		("22: bad quoting: quoted field not closed before the end of "
+		 "input"),
 		"21: receipt s1/N (lines 21-21) not ingested: line 22",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
