@@ -1184,47 +1184,34 @@ uint16_t wb_projector_http_port(const wb_projector_http *h)
 	return h ? h->port : 0;
 }
 
-static int64_t cfg_int(const wb_config *cfg, const char *key, int64_t min,
-		       int64_t max, bool *bad, char *msg, size_t msglen)
-{
-	const char *v = wb_config_get(cfg, key);
-	int64_t x = 0;
-	if (!v || !wb_parse_i64(v, min, max, &x)) {
-		if (!*bad)
-			wb_fail(msg, msglen, WB_ECONFIG,
-				"%s must be an integer from %lld to %lld", key,
-				(long long)min, (long long)max);
-		*bad = true;
-	}
-	return x;
-}
-
 wb_err wb_projector_http_start(const wb_config *cfg, wb_views *views,
 			       wb_projector_http **out, char *msg,
 			       size_t msglen)
 {
 	*out = NULL;
-	bool bad = false;
-	int64_t threads = cfg_int(cfg, "projector.http.threads", 1, 64, &bad,
-				  msg, msglen);
-	int64_t conn_limit = cfg_int(cfg, "projector.http.connection.limit",
-				     1, 1000000, &bad, msg, msglen);
-	int64_t timeout = cfg_int(cfg, "projector.http.connection.timeout.s",
-				  0, 86400, &bad, msg, msglen);
-	int64_t rate = cfg_int(cfg, "projector.http.rate.limit", 0, 10000000,
-			       &bad, msg, msglen);
-	int64_t burst = cfg_int(cfg, "projector.http.rate.burst", 1,
-				10000000, &bad, msg, msglen);
-	int64_t wait_max = cfg_int(cfg, "projector.http.wait.max.ms", 0,
-				   600000, &bad, msg, msglen);
-	int64_t max_lag = cfg_int(cfg, "projector.ready.max.lag", 0,
-				  INT64_MAX, &bad, msg, msglen);
-	int64_t cache_n = cfg_int(cfg, "projector.http.cache.entries", 0,
-				  1 << 24, &bad, msg, msglen);
-	int64_t cache_ttl = cfg_int(cfg, "projector.http.cache.ttl.ms", 0,
-				    3600000, &bad, msg, msglen);
-	if (bad)
-		return WB_ECONFIG;
+	int64_t threads, conn_limit, timeout, rate, burst, wait_max, max_lag,
+		cache_n, cache_ttl;
+	const struct {
+		const char *key;
+		int64_t min, max, *out;
+	} ints[] = {
+		{"projector.http.threads", 1, 64, &threads},
+		{"projector.http.connection.limit", 1, 1000000, &conn_limit},
+		{"projector.http.connection.timeout.s", 0, 86400, &timeout},
+		{"projector.http.rate.limit", 0, 10000000, &rate},
+		{"projector.http.rate.burst", 1, 10000000, &burst},
+		{"projector.http.wait.max.ms", 0, 600000, &wait_max},
+		{"projector.ready.max.lag", 0, INT64_MAX, &max_lag},
+		{"projector.http.cache.entries", 0, 1 << 24, &cache_n},
+		{"projector.http.cache.ttl.ms", 0, 3600000, &cache_ttl},
+	};
+	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+		wb_err rc = wb_config_get_int_range(cfg, ints[i].key,
+						    ints[i].min, ints[i].max,
+						    ints[i].out, msg, msglen);
+		if (rc)
+			return rc;
+	}
 	const char *listen = wb_config_get(cfg, "projector.http.listen");
 	struct sockaddr_storage ss;
 	wb_err rc = wb_parse_listen("projector.http.listen", listen, &ss, msg,
