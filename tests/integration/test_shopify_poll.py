@@ -95,7 +95,7 @@ def test_pages_and_cursor(tmp, topics, g):
     q = g.requests[n]["body"]["variables"].get("query")
     T.ok(rc == 0 and out.get("events") == "0" and out.get("skipped") == "1",
          "second pass: nothing new (%s)" % out)
-    T.ok(q == "updated_at:>='2022-01-02T10:04:00.000Z'", "second pass asks from the cursor (%s)" % q)
+    T.ok(q == "updated_at:>='2022-01-02T10:04:00Z'", "second pass asks from the cursor's second (%s)" % q)
     T.ok(len(S.events_on(topics)) == len(evs), "no record added by the second pass")
 
     # an order updated later: the third pass brings exactly it
