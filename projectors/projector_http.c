@@ -70,6 +70,9 @@ struct req {
 	int64_t deadline_us;
 	bool behind;
 	struct wb_token *tok; /* set once authorized */
+	/* position and freshness, read before the store is queried */
+	bool pos_taken, caught_up;
+	int64_t pos, src, rec;
 	char merchant[WB_HTTP_VALUE_MAX + 1];
 	struct MHD_Connection *conn;
 	struct req *next; /* waiter list */
@@ -205,17 +208,28 @@ static void put_i64_or_null(wb_buf *b, int64_t v, bool null)
 
 /* '{', [error, message,] position and freshness (as every data answer
  * has them) and [min_position, behind]; sets *pos and r->behind. */
+/* The store's position and freshness, read before it is queried: an
+ * answer reflects at least the position it states, never less. */
+static void take_position(wb_projector_http *h, struct req *r)
+{
+	r->pos = wb_views_position(h->views);
+	r->src = r->rec = 0;
+	wb_views_freshness(h->views, &r->src, &r->rec);
+	int32_t np = wb_views_partitions(h->views);
+	r->caught_up = np > 0;
+	for (int32_t i = 0; i < np && r->caught_up; i++)
+		r->caught_up = wb_views_lag(h->views, i) == 0;
+	r->pos_taken = true;
+}
+
 static void envelope_begin(wb_projector_http *h, struct req *r,
 			   wb_buf *b, const char *error, const char *message,
 			   int64_t *pos)
 {
-	int64_t p = wb_views_position(h->views);
-	int64_t src = 0, rec = 0;
-	wb_views_freshness(h->views, &src, &rec);
-	int32_t np = wb_views_partitions(h->views);
-	bool caught_up = np > 0;
-	for (int32_t i = 0; i < np && caught_up; i++)
-		caught_up = wb_views_lag(h->views, i) == 0;
+	if (!r->pos_taken)
+		take_position(h, r);
+	int64_t p = r->pos, src = r->src, rec = r->rec;
+	bool caught_up = r->caught_up;
 	int64_t lag = 0;
 	if (!caught_up && rec > 0) {
 		lag = wb_now_ms() - rec;
@@ -608,6 +622,7 @@ static enum MHD_Result answer_data(wb_projector_http *h,
 	const char *mer = r->merchant;
 	json_t *res = NULL;
 	wb_err e;
+	take_position(h, r);
 	switch (r->m.route) {
 	case WB_ROUTE_ORDER:
 		return answer_order(h, c, r);

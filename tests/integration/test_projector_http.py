@@ -280,6 +280,7 @@ def main():
                 rc = h.stop()
                 T.ok(rc == 0, "harness stopped cleanly on SIGTERM (rc %s)" % rc)
             rate_limit_checks(tmp, ev_path, tokens_file, tok)
+            staleness_checks(tmp, tokens_file, tok, events[0])
     T.done()
 
 
@@ -646,6 +647,50 @@ def readiness_lag_checks(h, api, path, tok):
     h.send("lag 1 3")
     T.ok(api.get("/readyz").status == 200, "readyz 200 again within the allowed lag")
     h.send("lag 1 0")
+
+
+def staleness_checks(tmp, tokens_file, tok, placed):
+    """Design 10: an answer is never staler than the position it states.
+    One ledger partition, so position = seq: while updates are applied one
+    by one, every answer must show at least the update of the highest seq
+    at or below its position."""
+    path0 = os.path.join(tmp, "single.jsonl")
+    with open(path0, "w") as f:
+        f.write(json.dumps(placed) + "\n")
+    h = Harness(tmp, "single", path0, tokens_file,
+                ["--partitions", "1", "--projector.http.rate.limit=0"])
+    try:
+        base = h.position
+        api = W.Api(h.port)
+        path = "/v1/orders/%s" % q(placed["order_id"])
+        stop = threading.Event()
+        seen = {"n": 0, "bad": 0, "first": None}
+
+        def reader():
+            c = W.Api(h.port, openapi=api.openapi)
+            while not stop.is_set():
+                j = c.get(path, tok["a"], check=False).json()
+                email = j["order"]["email"] or ""
+                k = int(email[1:email.index("@")]) if email.startswith("s") else -1
+                need = j["position"] - base - 1  # index of the update at seq == position
+                seen["n"] += 1
+                if k < need:
+                    seen["bad"] += 1
+                    seen["first"] = seen["first"] or (j["position"], email)
+        th = threading.Thread(target=reader)
+        th.start()
+        for i in range(150):
+            h.apply([dict(placed, event_id="stale:%d" % i, type="OrderUpdated",
+                          source_time=placed["source_time"] + 1000 + i,
+                          payload={"email": "s%d@example.com" % i, "phone": None,
+                                   "note": None, "lines": None, "totals": None})])
+        stop.set()
+        th.join(10)
+        T.ok(seen["n"] > 100 and seen["bad"] == 0,
+             "%d answers during 150 applies: none staler than its position (%d; first %s)" % (
+                 seen["n"], seen["bad"], seen["first"]))
+    finally:
+        h.stop()
 
 
 def rate_limit_checks(tmp, ev_path, tokens_file, tok):
