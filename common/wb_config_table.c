@@ -239,6 +239,9 @@ const struct wb_config_prop wb_config_props[] = {
 	{"projector.batch.wait.ms", "200", PRJ, 0, NULL,
 	 "Longest a batch stays open while entries keep streaming in (a "
 	 "batch is committed as soon as no entry is queued locally)."},
+	{"projector.apply.threads", "2", PRJ, 0, NULL,
+	 "Apply threads: partition p is applied by thread p % N, each with "
+	 "its own synced batches (orders never span partitions)."},
 	{"projector.sync", "true", PRJ, 0, NULL,
 	 "fsync the WAL on every batch (models and checkpoints together)."},
 	{"projector.cache.orders", "200000", PRJ, 0, NULL,

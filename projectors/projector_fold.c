@@ -91,6 +91,17 @@ static json_t *find_by(json_t *a, const char *k, const char *id)
 	return NULL;
 }
 
+/* Sets o[k] to the integer v, in place when o alone holds the value
+ * (views are rewritten for every entry: this saves an allocation). */
+static void set_int(json_t *o, const char *k, int64_t v)
+{
+	json_t *x = json_object_get(o, k);
+	if (json_is_integer(x) && x->refcount == 1)
+		json_integer_set(x, v);
+	else
+		json_object_set_new(o, k, json_integer(v));
+}
+
 /* Facet clock: true (and the facet's time set to t) when an event at
  * source time t may move facet; false when the facet is already newer. */
 static bool advance(json_t *view, const char *facet, int64_t t)
@@ -99,7 +110,7 @@ static bool advance(json_t *view, const char *facet, int64_t t)
 	json_t *cur = json_object_get(ts, facet);
 	if (cur && json_integer_value(cur) > t)
 		return false;
-	json_object_set_new(ts, facet, json_integer(t));
+	set_int(ts, facet, t);
 	return true;
 }
 
@@ -166,7 +177,7 @@ static void order_open(struct fold_ctx *c)
 	if (!advance(c->view, "order", c->t))
 		return;
 	json_object_set_new(o, "status", json_string("open"));
-	json_object_set_new(o, "updated_at", json_integer(c->t));
+	set_int(o, "updated_at", c->t);
 	c->applied = true;
 }
 
@@ -180,8 +191,8 @@ static void order_cancel(struct fold_ctx *c, json_t *reason, json_t *note,
 	json_object_set_new(o, "status", json_string("cancelled"));
 	jset(o, "cancel_reason", reason);
 	jset(o, "cancel_note", note);
-	json_object_set_new(o, "cancelled_at", json_integer(at));
-	json_object_set_new(o, "updated_at", json_integer(c->t));
+	set_int(o, "cancelled_at", at);
+	set_int(o, "updated_at", c->t);
 	c->applied = true;
 }
 
@@ -218,7 +229,7 @@ static void on_payment(struct fold_ctx *c)
 	jset(pay, "status", json_object_get(c->p, "status"));
 	if (!jnull(c->p, "amount_paid"))
 		jset(pay, "amount_paid", json_object_get(c->p, "amount_paid"));
-	json_object_set_new(pay, "updated_at", json_integer(c->t));
+	set_int(pay, "updated_at", c->t);
 	c->applied = true;
 }
 
@@ -271,7 +282,7 @@ static void on_fulfillment(struct fold_ctx *c)
 		f = json_object();
 		json_array_append_new(fs, f);
 		json_object_set_new(f, "fulfillment_id", json_string(fid));
-		json_object_set_new(f, "created_at", json_integer(c->t));
+		set_int(f, "created_at", c->t);
 	}
 	jset(f, "lines", json_object_get(c->p, "lines"));
 	jset(f, "carrier", json_object_get(c->p, "carrier"));
@@ -313,7 +324,7 @@ static void on_shipment(struct fold_ctx *c)
 		json_object_set_new(s, "delivered_at",
 				    json_integer(jint(c->p, "carrier_time",
 						      c->t)));
-	json_object_set_new(s, "updated_at", json_integer(c->t));
+	set_int(s, "updated_at", c->t);
 	c->applied = true;
 }
 
@@ -333,7 +344,7 @@ static void on_refund(struct fold_ctx *c)
 	jset(r, "lines", json_object_get(c->p, "lines"));
 	jset(r, "restock", json_object_get(c->p, "restock"));
 	jset(r, "reason", json_object_get(c->p, "reason"));
-	json_object_set_new(r, "issued_at", json_integer(c->t));
+	set_int(r, "issued_at", c->t);
 	c->applied = true;
 }
 
@@ -356,7 +367,7 @@ static void on_return(struct fold_ctx *c, const char *status)
 	char at[32];
 	snprintf(at, sizeof(at), "%s_at", status);
 	if (jnull(r, at))
-		json_object_set_new(r, at, json_integer(c->t));
+		set_int(r, at, c->t);
 	json_t *lines = json_object_get(c->p, "lines");
 	bool is_req = streq(status, "requested") || streq(status, "approved");
 	if (json_array_size(lines) &&
@@ -372,7 +383,7 @@ static void on_return(struct fold_ctx *c, const char *status)
 		return;
 	}
 	json_object_set_new(r, "status", json_string(status));
-	json_object_set_new(r, "updated_at", json_integer(c->t));
+	set_int(r, "updated_at", c->t);
 }
 
 static const char *const payment_statuses[] = {
@@ -463,7 +474,7 @@ static void on_action(struct fold_ctx *c, const char *status)
 		jset(a, "channel_ref", json_object_get(c->p, "channel_ref"));
 	if (!jnull(c->p, "attempts"))
 		jset(a, "attempts", json_object_get(c->p, "attempts"));
-	json_object_set_new(a, "updated_at", json_integer(c->t));
+	set_int(a, "updated_at", c->t);
 }
 
 /* ---- the fold ------------------------------------------------------------ */
@@ -537,11 +548,11 @@ wb_err wb_order_fold_ex(json_t **view, json_t *entry,
 						    "seq", "recorded_at", NULL};
 	for (const char *const *k = ledger_fields; *k; k++) {
 		json_t *x = json_object_get(entry, *k);
-		if (x)
-			json_object_set(v, *k, x);
+		if (json_is_integer(x))
+			set_int(v, *k, json_integer_value(x));
 	}
 	if (c.t > jint(v, "updated_at", INT64_MIN))
-		json_object_set_new(v, "updated_at", json_integer(c.t));
+		set_int(v, "updated_at", c.t);
 	return WB_OK;
 }
 

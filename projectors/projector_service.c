@@ -19,6 +19,12 @@
  * past checkpoint+1 means entries are missing: the projector stops and
  * says how to rebuild.
  *
+ * Apply lanes (projector.apply.threads): partition p's entries go to lane
+ * p % lanes, each lane a thread with its own batches and WriteBatches
+ * (orders never span partitions, so lanes share no view). This thread
+ * polls Kafka and hands each record to its lane's queue; before a
+ * rebalance changes the assignment every lane commits what it holds.
+ *
  * OrderStatus publishing is an outbox too: the commit records every
  * changed order with its version, and the record is deleted once Kafka
  * acknowledged that version, so a crash in between re-sends it on start.
@@ -31,10 +37,36 @@
 #include "projector_internal.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
+
+struct svc;
+
+/* One apply thread and its queue of Kafka records. */
+struct lane {
+	struct svc *s;
+	int id;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;       /* queue changed, or a request */
+	rd_kafka_message_t **q;  /* ring */
+	size_t qcap, qhead, qlen;
+	bool stop;               /* finish: commit (unless fatal) and exit */
+	uint64_t flush_req, flush_done; /* commit when the queue is empty */
+	bool commit_soon;        /* commit even an empty batch (outbox) */
+	/* the lane thread's own */
+	size_t batch_records;
+	int64_t batch_started_us;
+	wb_buf scratch;
+	/* counters, read by the stats line (relaxed atomics) */
+	uint64_t consumed, applied, skipped, commits;
+	int64_t first_record_us, last_commit_us;
+};
 
 struct svc {
 	const wb_config *cfg;
@@ -44,20 +76,19 @@ struct svc {
 	char ledger_topic[256], status_name[256];
 	char group[256], instance[300];
 	int64_t batch_max, batch_wait_us;
-	size_t batch_records;
-	int64_t batch_started_us;
 	bool publish;
-	bool *fresh_start; /* per partition: no stored offset at assignment */
-	int32_t nfresh;
+	/* per partition: no stored offset at assignment (written by the
+	 * rebalance callback while every lane is idle) */
+	bool fresh_start[WB_VIEWS_MAX_PARTITIONS];
 	wb_projector_http *http;
+	struct lane lanes[WB_VIEWS_MAX_LANES];
+	int nlanes;
 
-	uint64_t consumed, applied, skipped, published, publish_failed;
-	uint64_t commits;
-	int64_t first_record_us, last_commit_us;
+	uint64_t published, publish_failed; /* this thread's */
 	int64_t last_outbox_commit_us, last_kafka_commit_us, last_lag_us;
+	pthread_mutex_t fatal_mu;
 	bool fatal;
 	char fatal_msg[768];
-	wb_buf scratch;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -72,15 +103,32 @@ static void fatal(struct svc *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void fatal(struct svc *s, const char *fmt, ...)
 {
-	if (s->fatal)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(s->fatal_msg, sizeof(s->fatal_msg), fmt, ap);
-	va_end(ap);
-	s->fatal = true;
+	pthread_mutex_lock(&s->fatal_mu);
+	if (!s->fatal) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(s->fatal_msg, sizeof(s->fatal_msg), fmt, ap);
+		va_end(ap);
+		__atomic_store_n(&s->fatal, true, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&s->fatal_mu);
 	stop_requested = 1;
+	/* wake whoever waits on a lane */
+	for (int i = 0; i < s->nlanes; i++) {
+		pthread_mutex_lock(&s->lanes[i].mu);
+		pthread_cond_broadcast(&s->lanes[i].cv);
+		pthread_mutex_unlock(&s->lanes[i].mu);
+	}
 }
+
+static bool is_fatal(struct svc *s)
+{
+	return __atomic_load_n(&s->fatal, __ATOMIC_ACQUIRE);
+}
+
+#define ADD(x, n) __atomic_fetch_add(&(x), (n), __ATOMIC_RELAXED)
+#define GET(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define SET(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 /* ---- orders.status --------------------------------------------------- */
 
@@ -107,14 +155,17 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *ud)
 	free(t);
 }
 
+/* Called by a lane after its commit (ud is the lane), or by the main
+ * thread before the lanes start (ud is lane 0). */
 static void publish_status(const char *order_id, json_t *view, void *ud)
 {
-	struct svc *s = ud;
-	if (!s->publish || s->fatal)
+	struct lane *l = ud;
+	struct svc *s = l->s;
+	if (!s->publish || is_fatal(s))
 		return;
-	wb_buf_reset(&s->scratch);
-	wb_avro_frame(WB_SCHEMA_ORDER_STATUS, &s->scratch);
-	wb_order_status_encode(view, &s->scratch);
+	wb_buf_reset(&l->scratch);
+	wb_avro_frame(WB_SCHEMA_ORDER_STATUS, &l->scratch);
+	wb_order_status_encode(view, &l->scratch);
 	size_t n = strlen(order_id);
 	struct status_tag *t = wb_xmalloc(sizeof(*t) + n + 1);
 	t->version = json_integer_value(json_object_get(view, "version"));
@@ -125,53 +176,57 @@ static void publish_status(const char *order_id, json_t *view, void *ud)
 			RD_KAFKA_V_PARTITION(RD_KAFKA_PARTITION_UA),
 			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			RD_KAFKA_V_KEY(order_id, n),
-			RD_KAFKA_V_VALUE(s->scratch.data, s->scratch.len),
+			RD_KAFKA_V_VALUE(l->scratch.data, l->scratch.len),
 			RD_KAFKA_V_OPAQUE(t), RD_KAFKA_V_END);
 		if (!err)
 			return;
 		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-			s->publish_failed++;
+			/* stays in the outbox: sent again on the next start */
 			wb_log(WB_LOG_WARN, "status_publish_failed",
 			       "order_id=%s err=%s", wb_log_q(order_id),
 			       rd_kafka_err2name(err));
 			free(t);
 			return;
 		}
-		rd_kafka_poll(s->producer, 10);
+		if (l->started)
+			usleep(10000); /* the main thread serves callbacks */
+		else
+			rd_kafka_poll(s->producer, 10);
 	}
 }
 
-/* ---- applying -------------------------------------------------------- */
+/* ---- applying (lane threads) --------------------------------------- */
 
-static void commit_batch(struct svc *s)
+static void lane_commit(struct lane *l)
 {
-	if (s->fatal)
+	struct svc *s = l->s;
+	if (is_fatal(s))
 		return;
 	char msg[512];
-	if (wb_views_batch_commit(s->views, publish_status, s, msg,
-				  sizeof(msg))) {
+	if (wb_views_lane_commit(s->views, l->id, publish_status, l, msg,
+				 sizeof(msg))) {
 		fatal(s, "%s", msg);
 		return;
 	}
-	s->commits++;
-	s->last_outbox_commit_us = wb_mono_us();
-	if (s->batch_records)
-		s->last_commit_us = s->last_outbox_commit_us;
-	s->batch_records = 0;
-	wb_views_batch_begin(s->views);
+	ADD(l->commits, 1);
+	if (l->batch_records)
+		SET(l->last_commit_us, wb_mono_us());
+	l->batch_records = 0;
+	wb_views_lane_begin(s->views, l->id);
 }
 
-static bool fresh(struct svc *s, int32_t p)
+static void process_record(struct lane *l, const rd_kafka_message_t *m)
 {
-	return p < s->nfresh && s->fresh_start[p];
-}
-
-static void process_record(struct svc *s, const rd_kafka_message_t *m)
-{
+	struct svc *s = l->s;
 	char msg[512];
 	const uint8_t *body;
 	size_t len;
-	s->consumed++;
+	ADD(l->consumed, 1);
+	if (m->partition >= WB_VIEWS_MAX_PARTITIONS) {
+		fatal(s, "%s [%d]: the projector holds at most %d partitions",
+		      s->ledger_topic, m->partition, WB_VIEWS_MAX_PARTITIONS);
+		return;
+	}
 	if (wb_avro_unframe(WB_SCHEMA_LEDGER_ENTRY, m->payload, m->len, &body,
 			    &len, msg, sizeof(msg))) {
 		fatal(s, "%s [%d] offset %lld: not a LedgerEntry: %s",
@@ -193,9 +248,10 @@ static void process_record(struct svc *s, const rd_kafka_message_t *m)
 	}
 	int64_t applied = wb_views_applied(s->views, e.partition);
 	bool skipped;
-	wb_err rc = wb_views_batch_apply(s->views, body, len, &skipped, msg,
-					 sizeof(msg));
-	if (rc == WB_ECORRUPT && e.seq > applied + 1 && fresh(s, m->partition)) {
+	wb_err rc = wb_views_lane_apply(s->views, l->id, body, len, &skipped,
+					msg, sizeof(msg));
+	if (rc == WB_ECORRUPT && e.seq > applied + 1 &&
+	    s->fresh_start[m->partition]) {
 		fatal(s, "%s [%d]: Kafka's earliest available entry is seq "
 			 "%lld (offset %lld), but the read models need seq "
 			 "%lld next: Kafka's retention has dropped them. "
@@ -213,13 +269,147 @@ static void process_record(struct svc *s, const rd_kafka_message_t *m)
 	}
 	/* once an entry was applied or skipped the partition's position is
 	 * known: later gaps are plain gaps */
-	if (m->partition < s->nfresh)
-		s->fresh_start[m->partition] = false;
-	wb_views_batch_offset(s->views, m->partition, m->offset + 1);
+	s->fresh_start[m->partition] = false;
+	wb_views_lane_offset(s->views, l->id, m->partition, m->offset + 1);
 	if (skipped)
-		s->skipped++;
+		ADD(l->skipped, 1);
 	else
-		s->applied++;
+		ADD(l->applied, 1);
+}
+
+#define LANE_CHUNK 256
+
+static void *lane_main(void *ud)
+{
+	struct lane *l = ud;
+	struct svc *s = l->s;
+	rd_kafka_message_t *chunk[LANE_CHUNK];
+	wb_views_lane_begin(s->views, l->id);
+	for (;;) {
+		size_t n = 0;
+		bool stop = false, flush = false, soon = false;
+		pthread_mutex_lock(&l->mu);
+		while (l->qlen == 0 && !l->stop &&
+		       l->flush_req == l->flush_done && !l->commit_soon &&
+		       (!l->batch_records || is_fatal(s)))
+			pthread_cond_wait(&l->cv, &l->mu);
+		while (n < LANE_CHUNK && l->qlen) {
+			chunk[n++] = l->q[l->qhead];
+			l->qhead = (l->qhead + 1) % l->qcap;
+			l->qlen--;
+		}
+		bool empty = l->qlen == 0;
+		stop = l->stop && empty;
+		flush = l->flush_req != l->flush_done && empty;
+		soon = l->commit_soon && empty;
+		uint64_t req = l->flush_req;
+		l->commit_soon = false;
+		if (n)
+			pthread_cond_broadcast(&l->cv); /* room in the queue */
+		pthread_mutex_unlock(&l->mu);
+
+		for (size_t i = 0; i < n; i++) {
+			if (!is_fatal(s)) {
+				if (l->batch_records++ == 0) {
+					l->batch_started_us = wb_mono_us();
+					if (!GET(l->first_record_us))
+						SET(l->first_record_us,
+						    l->batch_started_us);
+				}
+				process_record(l, chunk[i]);
+			}
+			rd_kafka_message_destroy(chunk[i]);
+		}
+		/* group commit: when nothing more is queued, or the batch is
+		 * full or old enough */
+		if ((l->batch_records &&
+		     (empty || l->batch_records >= (size_t)s->batch_max ||
+		      wb_mono_us() - l->batch_started_us >= s->batch_wait_us)) ||
+		    flush || soon || stop)
+			lane_commit(l);
+		if (flush) {
+			pthread_mutex_lock(&l->mu);
+			l->flush_done = req;
+			pthread_cond_broadcast(&l->cv);
+			pthread_mutex_unlock(&l->mu);
+		}
+		if (stop)
+			break;
+	}
+	return NULL;
+}
+
+/* Hands a record to its lane, waiting while the lane's queue is full. */
+static void lane_push(struct svc *s, rd_kafka_message_t *m)
+{
+	struct lane *l = &s->lanes[m->partition % s->nlanes];
+	pthread_mutex_lock(&l->mu);
+	while (l->qlen == l->qcap && !is_fatal(s))
+		pthread_cond_wait(&l->cv, &l->mu);
+	if (is_fatal(s)) {
+		pthread_mutex_unlock(&l->mu);
+		rd_kafka_message_destroy(m);
+		return;
+	}
+	l->q[(l->qhead + l->qlen) % l->qcap] = m;
+	l->qlen++;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* Every lane applies what it was handed and commits; returns when all
+ * have. */
+static void lanes_flush(struct svc *s)
+{
+	for (int i = 0; i < s->nlanes; i++) {
+		struct lane *l = &s->lanes[i];
+		if (!l->started)
+			continue;
+		pthread_mutex_lock(&l->mu);
+		uint64_t want = ++l->flush_req;
+		pthread_cond_broadcast(&l->cv);
+		while (l->flush_done < want && !is_fatal(s))
+			pthread_cond_wait(&l->cv, &l->mu);
+		pthread_mutex_unlock(&l->mu);
+	}
+}
+
+static wb_err lanes_start(struct svc *s, char *msg, size_t msglen)
+{
+	for (int i = 0; i < s->nlanes; i++) {
+		struct lane *l = &s->lanes[i];
+		if (pthread_create(&l->thread, NULL, lane_main, l))
+			return wb_fail(msg, msglen, WB_ENOMEM,
+				       "cannot start apply thread %d", i);
+		l->started = true;
+	}
+	return WB_OK;
+}
+
+static void lanes_stop(struct svc *s)
+{
+	for (int i = 0; i < s->nlanes; i++) {
+		struct lane *l = &s->lanes[i];
+		if (!l->started)
+			continue;
+		pthread_mutex_lock(&l->mu);
+		l->stop = true;
+		pthread_cond_broadcast(&l->cv);
+		pthread_mutex_unlock(&l->mu);
+	}
+	for (int i = 0; i < s->nlanes; i++) {
+		struct lane *l = &s->lanes[i];
+		if (!l->started)
+			continue;
+		/* a fatal error leaves records queued: drop them, unapplied */
+		pthread_join(l->thread, NULL);
+		l->started = false;
+		while (l->qlen) {
+			rd_kafka_message_destroy(l->q[l->qhead]);
+			l->qhead = (l->qhead + 1) % l->qcap;
+			l->qlen--;
+		}
+	}
 }
 
 /* ---- Kafka set-up ---------------------------------------------------- */
@@ -228,20 +418,22 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *ud)
 {
 	struct svc *s = ud;
+	/* the lanes apply and commit what they hold: stored offsets are then
+	 * exactly what was applied */
+	lanes_flush(s);
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		for (int i = 0; i < parts->cnt; i++) {
 			int32_t p = parts->elems[i].partition;
+			if (p >= WB_VIEWS_MAX_PARTITIONS) {
+				fatal(s, "%s has partition %d; the projector "
+					 "holds at most %d",
+				      s->ledger_topic, p,
+				      WB_VIEWS_MAX_PARTITIONS);
+				continue;
+			}
 			int64_t off = wb_views_offset(s->views, p);
 			parts->elems[i].offset =
 				off >= 0 ? off : RD_KAFKA_OFFSET_BEGINNING;
-			if (p >= s->nfresh) {
-				s->fresh_start = wb_xrealloc(
-					s->fresh_start,
-					(size_t)(p + 1) * sizeof(bool));
-				for (int32_t q = s->nfresh; q <= p; q++)
-					s->fresh_start[q] = false;
-				s->nfresh = p + 1;
-			}
 			s->fresh_start[p] = off < 0;
 			wb_log(WB_LOG_INFO, "partition_assigned",
 			       "topic=%s partition=%d offset=%lld "
@@ -252,9 +444,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		rd_kafka_assign(rk, parts);
 		return;
 	}
-	/* revoked (or an error): finish the batch we hold, then let go */
-	if (s->batch_records)
-		commit_batch(s);
+	/* revoked (or an error): the lanes committed above; let go */
 	wb_log(WB_LOG_INFO, "partitions_revoked", "count=%d reason=%s",
 	       parts ? parts->cnt : 0, rd_kafka_err2name(err));
 	rd_kafka_assign(rk, NULL);
@@ -407,8 +597,8 @@ static wb_err rebuild_from_ledger(struct svc *s, const char *dir, char *msg,
 			break;
 		n++;
 		if (++in_batch >= (uint64_t)s->batch_max) {
-			rc = wb_views_batch_commit(s->views, publish_status, s,
-						   msg, msglen);
+			rc = wb_views_batch_commit(s->views, publish_status,
+						   &s->lanes[0], msg, msglen);
 			if (rc)
 				break;
 			in_batch = 0;
@@ -419,8 +609,8 @@ static wb_err rebuild_from_ledger(struct svc *s, const char *dir, char *msg,
 	if (!rc)
 		rc = wb_ledger_iter_error(it, msg, msglen);
 	if (!rc)
-		rc = wb_views_batch_commit(s->views, publish_status, s, msg,
-					   msglen);
+		rc = wb_views_batch_commit(s->views, publish_status,
+					   &s->lanes[0], msg, msglen);
 	wb_ledger_iter_destroy(it);
 	wb_ledger_close(l);
 	if (!rc && stop_requested)
@@ -447,21 +637,31 @@ static void log_stats(struct svc *s)
 	getrusage(RUSAGE_SELF, &ru);
 	double cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 		     (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-	double busy = s->last_commit_us > s->first_record_us
-			      ? (double)(s->last_commit_us - s->first_record_us) / 1e6
-			      : 0.0;
+	uint64_t consumed = 0, applied = 0, skipped = 0, commits = 0;
+	int64_t first = 0, last = 0;
+	for (int i = 0; i < s->nlanes; i++) {
+		struct lane *l = &s->lanes[i];
+		consumed += GET(l->consumed);
+		applied += GET(l->applied);
+		skipped += GET(l->skipped);
+		commits += GET(l->commits);
+		int64_t f = GET(l->first_record_us), c = GET(l->last_commit_us);
+		if (f && (!first || f < first))
+			first = f;
+		if (c > last)
+			last = c;
+	}
+	double busy = last > first ? (double)(last - first) / 1e6 : 0.0;
 	wb_log(WB_LOG_INFO, "stats",
 	       "consumed=%llu applied=%llu skipped=%llu commits=%llu "
 	       "published=%llu publish_failed=%llu position=%lld "
 	       "busy_s=%.3f apply_rate=%.0f cpu_s=%.3f",
-	       (unsigned long long)s->consumed,
-	       (unsigned long long)s->applied,
-	       (unsigned long long)s->skipped,
-	       (unsigned long long)s->commits,
+	       (unsigned long long)consumed, (unsigned long long)applied,
+	       (unsigned long long)skipped, (unsigned long long)commits,
 	       (unsigned long long)s->published,
 	       (unsigned long long)s->publish_failed,
 	       (long long)wb_views_position(s->views), busy,
-	       busy > 0 ? (double)s->applied / busy : 0.0, cpu);
+	       busy > 0 ? (double)applied / busy : 0.0, cpu);
 }
 
 /* Entries in Kafka not yet applied, per assigned partition (from the
@@ -509,53 +709,48 @@ static void run_loop(struct svc *s)
 	int64_t stats_every =
 		wb_config_get_int(s->cfg, "projector.stats.interval.ms") * 1000;
 	int64_t last_stats = wb_mono_us();
-	wb_views_batch_begin(s->views);
 	while (!stop_requested) {
-		/* With a batch open, poll without waiting: when nothing is
-		 * queued locally the batch is committed at once (low latency
-		 * when entries trickle in); while a backlog streams in, the
-		 * batch grows to projector.batch.max or batch.wait.ms. */
-		int timeout = s->batch_records ? 0 : 100;
-		rd_kafka_message_t *m =
-			rd_kafka_consumer_poll(s->consumer, timeout);
-		bool drained = !m && s->batch_records;
-		if (m) {
-			if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
-			    m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
-				fatal(s, "%s [%d]: the stored offset is no "
-					 "longer in Kafka (%s); the entries "
-					 "after seq %lld are gone from Kafka: "
-					 "rebuild from the ledger with "
-					 "--rebuild --ledger-dir=LEDGER_DATA_DIR",
-				      m->rkt ? rd_kafka_topic_name(m->rkt) : "?",
-				      m->partition, rd_kafka_message_errstr(m),
-				      (long long)wb_views_applied(s->views,
-								  m->partition));
-			} else if (m->err) {
-				if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-					wb_log(WB_LOG_WARN, "consume_error",
-					       "err=%s msg=%s",
-					       rd_kafka_err2name(m->err),
-					       wb_log_q(rd_kafka_message_errstr(m)));
-			} else {
-				if (s->batch_records++ == 0)
-					s->batch_started_us = wb_mono_us();
-				if (!s->first_record_us)
-					s->first_record_us = s->batch_started_us;
-				process_record(s, m);
-			}
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(s->consumer, 50);
+		if (m && (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+			  m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE)) {
+			fatal(s, "%s [%d]: the stored offset is no longer in "
+				 "Kafka (%s); the entries after seq %lld are "
+				 "gone from Kafka: rebuild from the ledger "
+				 "with --rebuild --ledger-dir=LEDGER_DATA_DIR",
+			      m->rkt ? rd_kafka_topic_name(m->rkt) : "?",
+			      m->partition, rd_kafka_message_errstr(m),
+			      (long long)wb_views_applied(s->views,
+							  m->partition));
 			rd_kafka_message_destroy(m);
+		} else if (m && m->err) {
+			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+				wb_log(WB_LOG_WARN, "consume_error",
+				       "err=%s msg=%s",
+				       rd_kafka_err2name(m->err),
+				       wb_log_q(rd_kafka_message_errstr(m)));
+			rd_kafka_message_destroy(m);
+		} else if (m) {
+			/* drain what librdkafka has queued into the lanes */
+			do {
+				lane_push(s, m);
+				m = rd_kafka_consumer_poll(s->consumer, 0);
+			} while (m && !m->err && !stop_requested);
+			if (m) /* an error event, or we are stopping */
+				rd_kafka_message_destroy(m);
 		}
 		int64_t now = wb_mono_us();
-		if (drained || s->batch_records >= (size_t)s->batch_max ||
-		    (s->batch_records &&
-		     now - s->batch_started_us >= s->batch_wait_us))
-			commit_batch(s);
-		else if (!s->batch_records && wb_views_outbox_dirty(s->views) &&
-			 now - s->last_outbox_commit_us > 1000000)
-			commit_batch(s); /* acknowledged statuses leave the outbox */
 		if (s->producer)
 			rd_kafka_poll(s->producer, 0);
+		if (wb_views_outbox_dirty(s->views) &&
+		    now - s->last_outbox_commit_us > 1000000) {
+			/* acknowledged statuses leave the outbox */
+			struct lane *l0 = &s->lanes[0];
+			pthread_mutex_lock(&l0->mu);
+			l0->commit_soon = true;
+			pthread_cond_broadcast(&l0->cv);
+			pthread_mutex_unlock(&l0->mu);
+			s->last_outbox_commit_us = now;
+		}
 		char ferr[256];
 		if (rd_kafka_fatal_error(s->consumer, ferr, sizeof(ferr)) ||
 		    (s->producer &&
@@ -574,14 +769,17 @@ static void run_loop(struct svc *s)
 			last_stats = now;
 		}
 	}
-	/* orderly stop: commit what we hold, let Kafka acknowledge the
-	 * statuses, and take them out of the outbox */
-	if (s->batch_records)
-		commit_batch(s);
-	if (s->producer && !s->fatal) {
+	/* orderly stop: the lanes commit what they hold; Kafka acknowledges
+	 * the statuses, which then leave the outbox */
+	lanes_stop(s);
+	if (s->producer && !is_fatal(s)) {
 		rd_kafka_flush(s->producer, 10000);
-		if (wb_views_outbox_dirty(s->views))
-			commit_batch(s);
+		char msg[512];
+		if (wb_views_outbox_dirty(s->views) &&
+		    wb_views_lane_commit(s->views, 0, NULL, NULL, msg,
+					 sizeof(msg)))
+			wb_log(WB_LOG_WARN, "outbox_commit_failed", "msg=%s",
+			       wb_log_q(msg));
 	}
 	log_stats(s);
 }
@@ -590,7 +788,7 @@ static void run_loop(struct svc *s)
 
 static void republish(const char *order_id, json_t *view, void *ud)
 {
-	publish_status(order_id, view, ud);
+	publish_status(order_id, view, ud); /* ud: lane 0, not started */
 }
 
 static wb_err open_views(struct svc *s, bool wipe, char *msg, size_t msglen)
@@ -613,6 +811,7 @@ static wb_err open_views(struct svc *s, bool wipe, char *msg, size_t msglen)
 		.return_windows = wb_config_get(
 			cfg, "projector.return.window.merchants"),
 		.sync = wb_config_get_bool(cfg, "projector.sync"),
+		.lanes = s->nlanes,
 	};
 	wb_err rc = wb_views_open(&o, &s->views, msg, msglen);
 	if (rc)
@@ -632,6 +831,7 @@ static void svc_teardown(struct svc *s)
 #ifdef WB_PROJECTOR_HTTP
 	wb_projector_http_stop(s->http);
 #endif
+	lanes_stop(s);
 	if (s->consumer) {
 		rd_kafka_consumer_close(s->consumer);
 		rd_kafka_destroy(s->consumer);
@@ -647,18 +847,42 @@ static void svc_teardown(struct svc *s)
 		rd_kafka_destroy(s->producer);
 	}
 	wb_views_close(s->views);
-	free(s->fresh_start);
-	wb_buf_finish(&s->scratch);
+	for (int i = 0; i < s->nlanes; i++) {
+		struct lane *l = &s->lanes[i];
+		free(l->q);
+		wb_buf_finish(&l->scratch);
+		pthread_mutex_destroy(&l->mu);
+		pthread_cond_destroy(&l->cv);
+	}
+	pthread_mutex_destroy(&s->fatal_mu);
 }
+
+#define LANE_QUEUE 65536
 
 int wb_projector_service_run(const wb_config *cfg)
 {
-	struct svc s = {.cfg = cfg};
+	static struct svc s; /* large (per-partition flags); one per process */
+	memset(&s, 0, sizeof(s));
+	s.cfg = cfg;
 	char msg[768] = "";
 	struct sigaction sa = {.sa_handler = on_signal};
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	wb_buf_init(&s.scratch);
+	pthread_mutex_init(&s.fatal_mu, NULL);
+	int64_t threads = wb_config_get_int(cfg, "projector.apply.threads");
+	s.nlanes = threads < 1 ? 1
+		   : threads > WB_VIEWS_MAX_LANES ? WB_VIEWS_MAX_LANES
+						  : (int)threads;
+	for (int i = 0; i < s.nlanes; i++) {
+		struct lane *l = &s.lanes[i];
+		l->s = &s;
+		l->id = i;
+		l->qcap = LANE_QUEUE;
+		l->q = wb_xcalloc(l->qcap, sizeof(*l->q));
+		pthread_mutex_init(&l->mu, NULL);
+		pthread_cond_init(&l->cv, NULL);
+		wb_buf_init(&l->scratch);
+	}
 	wb_kafka_topic(cfg, "ledger", s.ledger_topic, sizeof(s.ledger_topic));
 	wb_kafka_topic(cfg, "status", s.status_name, sizeof(s.status_name));
 	s.batch_max = wb_config_get_int(cfg, "projector.batch.max");
@@ -681,7 +905,7 @@ int wb_projector_service_run(const wb_config *cfg)
 	if (rc)
 		goto failed;
 	if (s.publish) {
-		rc = wb_views_outbox_each(s.views, republish, &s, msg,
+		rc = wb_views_outbox_each(s.views, republish, &s.lanes[0], msg,
 					  sizeof(msg));
 		if (rc)
 			goto failed;
@@ -700,10 +924,12 @@ int wb_projector_service_run(const wb_config *cfg)
 #endif
 	wb_log(WB_LOG_INFO, "started",
 	       "ledger=%s status=%s group=%s instance=%s data_dir=%s "
-	       "position=%lld batch_max=%lld publish=%s http=%s rebuild=%s",
+	       "position=%lld batch_max=%lld apply_threads=%d publish=%s "
+	       "http=%s rebuild=%s",
 	       s.ledger_topic, s.status_name, s.group, s.instance,
 	       wb_log_q(wb_config_get(cfg, "projector.data.dir")),
 	       (long long)wb_views_position(s.views), (long long)s.batch_max,
+	       s.nlanes,
 	       s.publish ? "true" : "false", http, rebuild ? "true" : "false");
 	if (rebuild && ledger_dir) {
 		rc = rebuild_from_ledger(&s, ledger_dir, msg, sizeof(msg));
@@ -713,6 +939,8 @@ int wb_projector_service_run(const wb_config *cfg)
 	/* the consumer only now: a long rebuild would overrun
 	 * max.poll.interval.ms */
 	rc = consumer_setup(&s, msg, sizeof(msg));
+	if (!rc)
+		rc = lanes_start(&s, msg, sizeof(msg));
 	if (rc)
 		goto failed;
 	run_loop(&s);

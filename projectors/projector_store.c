@@ -66,8 +66,21 @@ struct part {
 struct touched {
 	char *order_id;
 	json_t *view;
-	json_t *orig_lookups; /* "<kind char><value>" -> true, before */
+	wb_buf orig_lookups;  /* "<kind char><value>\0"..., before */
 	bool returns_dirty;
+};
+
+/* One apply thread's batch: partition p is applied by lane p % nlanes,
+ * so the orders (keyed to partitions) of two lanes never meet. */
+struct lane {
+	rocksdb_writebatch_t *wb;
+	json_t *batch_index; /* order_id -> index into touched */
+	struct touched *touched;
+	size_t ntouched, captouched;
+	uint64_t batch_applied, batch_skipped;
+	int64_t batch_us;
+	json_t *cache_views; /* order_id -> view, committed */
+	wb_buf key, scratch, lookups;
 };
 
 struct wb_views {
@@ -83,7 +96,9 @@ struct wb_views {
 	int default_window;
 	json_t *windows; /* merchant -> days */
 
-	/* guarded by mu: what queries and other threads see */
+	/* guarded by mu: what queries and other threads see (the array has
+	 * room for WB_VIEWS_MAX_PARTITIONS and never moves; each partition's
+	 * staged fields belong to its lane) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct part *parts;
@@ -92,19 +107,14 @@ struct wb_views {
 	int64_t latest_source_time, last_recorded_at;
 	struct wb_views_stats stats;
 
-	/* apply thread only */
-	json_t *cache_views; /* order_id -> view */
-	size_t cache_max;
-	rocksdb_writebatch_t *wb;
-	json_t *batch_index; /* order_id -> index into touched */
-	struct touched *touched;
-	size_t ntouched, captouched;
-	uint64_t batch_applied, batch_skipped;
-	int64_t batch_us;
+	struct lane lanes[WB_VIEWS_MAX_LANES];
+	int nlanes;
+	size_t cache_max; /* per lane */
 	bool outbox;
+	pthread_mutex_t outbox_mu; /* guards the two below */
 	json_t *outbox_pending; /* order_id -> version staged, not acked */
 	json_t *outbox_acked;   /* order_id -> true: delete with next commit */
-	wb_buf key, scratch;
+	wb_buf key, scratch;    /* queries off the apply path */
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -143,19 +153,23 @@ static wb_err store_err(char *msg, size_t msglen, const char *what, char *err)
 	return rc;
 }
 
+/* Partition p's record; grows nparts (callers hold mu, or are the only
+ * thread, as at open). */
 static struct part *part_get(wb_views *v, int32_t p)
 {
-	assert(p >= 0);
-	if (p >= v->nparts) {
-		int32_t n = p + 1;
-		v->parts = wb_xrealloc(v->parts, (size_t)n * sizeof(*v->parts));
-		for (int32_t i = v->nparts; i < n; i++)
-			v->parts[i] = (struct part){.offset = -1,
-						    .staged_offset = -1,
-						    .lag = -1};
-		v->nparts = n;
-	}
+	assert(p >= 0 && p < WB_VIEWS_MAX_PARTITIONS);
+	if (p >= v->nparts)
+		v->nparts = p + 1;
 	return &v->parts[p];
+}
+
+/* The same for an apply thread (takes mu to grow nparts). */
+static struct part *part_of(wb_views *v, int32_t p)
+{
+	pthread_mutex_lock(&v->mu);
+	struct part *pt = part_get(v, p);
+	pthread_mutex_unlock(&v->mu);
+	return pt;
 }
 
 /* ---- open / close -------------------------------------------------------- */
@@ -177,7 +191,7 @@ static wb_err load_checkpoints(wb_views *v, char *msg, size_t msglen)
 		size_t kl, vl;
 		const uint8_t *k = (const uint8_t *)rocksdb_iter_key(it, &kl);
 		const uint8_t *val = (const uint8_t *)rocksdb_iter_value(it, &vl);
-		if (kl != 4 || vl != 32) {
+		if (kl != 4 || vl != 32 || rd32(k) >= WB_VIEWS_MAX_PARTITIONS) {
 			rocksdb_iter_destroy(it);
 			return wb_fail(msg, msglen, WB_ECORRUPT,
 				       "malformed checkpoint record");
@@ -216,9 +230,18 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 		return wb_fail(msg, msglen, WB_EIO, "mkdir %s: %s", o->dir,
 			       strerror(errno));
 
+	if (o->lanes < 0 || o->lanes > WB_VIEWS_MAX_LANES)
+		return wb_fail(msg, msglen, WB_EINVAL,
+			       "lanes must be 1 to %d", WB_VIEWS_MAX_LANES);
 	wb_views *v = wb_xcalloc(1, sizeof(*v));
 	v->read_only = o->read_only;
-	v->cache_max = o->cache_orders ? o->cache_orders : 100000;
+	v->nlanes = o->lanes ? o->lanes : 1;
+	v->cache_max = (o->cache_orders ? o->cache_orders : 100000) /
+		       (size_t)v->nlanes;
+	v->parts = wb_xcalloc(WB_VIEWS_MAX_PARTITIONS, sizeof(*v->parts));
+	for (int32_t i = 0; i < WB_VIEWS_MAX_PARTITIONS; i++)
+		v->parts[i] = (struct part){.offset = -1, .staged_offset = -1,
+					    .lag = -1};
 	v->default_window = o->return_window_days == 0
 				    ? WB_DEFAULT_RETURN_WINDOW_DAYS
 				    : o->return_window_days;
@@ -229,8 +252,15 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&v->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	v->cache_views = json_object();
-	v->batch_index = json_object();
+	pthread_mutex_init(&v->outbox_mu, NULL);
+	for (int i = 0; i < v->nlanes; i++) {
+		struct lane *l = &v->lanes[i];
+		l->cache_views = json_object();
+		l->batch_index = json_object();
+		wb_buf_init(&l->key);
+		wb_buf_init(&l->scratch);
+		wb_buf_init(&l->lookups);
+	}
 	v->outbox_pending = json_object();
 	v->outbox_acked = json_object();
 	wb_buf_init(&v->key);
@@ -282,7 +312,8 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 	v->wo = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_set_sync(v->wo, o->sync);
 	v->ro = rocksdb_readoptions_create();
-	v->wb = rocksdb_writebatch_create();
+	for (int i = 0; i < v->nlanes; i++)
+		v->lanes[i].wb = rocksdb_writebatch_create();
 	if (!o->read_only) {
 		rocksdb_put_cf(v->db, v->wo, v->cf[CF_META], "format", 6, "1",
 			       1, &err);
@@ -301,30 +332,39 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 	return WB_OK;
 }
 
-static void touched_clear(wb_views *v)
+static void touched_clear(struct lane *l)
 {
-	for (size_t i = 0; i < v->ntouched; i++) {
-		free(v->touched[i].order_id);
-		json_decref(v->touched[i].view);
-		json_decref(v->touched[i].orig_lookups);
+	for (size_t i = 0; i < l->ntouched; i++) {
+		free(l->touched[i].order_id);
+		json_decref(l->touched[i].view);
+		wb_buf_finish(&l->touched[i].orig_lookups);
 	}
-	v->ntouched = 0;
-	json_object_clear(v->batch_index);
+	l->ntouched = 0;
+	json_object_clear(l->batch_index);
 }
 
 void wb_views_close(wb_views *v)
 {
 	if (!v)
 		return;
-	touched_clear(v);
-	free(v->touched);
+	for (int i = 0; i < WB_VIEWS_MAX_LANES; i++) {
+		struct lane *l = &v->lanes[i];
+		if (l->batch_index)
+			touched_clear(l);
+		free(l->touched);
+		if (l->wb)
+			rocksdb_writebatch_destroy(l->wb);
+		json_decref(l->cache_views);
+		json_decref(l->batch_index);
+		wb_buf_finish(&l->key);
+		wb_buf_finish(&l->scratch);
+		wb_buf_finish(&l->lookups);
+	}
 	for (int i = 0; i < CF_COUNT; i++)
 		if (v->cf[i])
 			rocksdb_column_family_handle_destroy(v->cf[i]);
 	if (v->db)
 		rocksdb_close(v->db);
-	if (v->wb)
-		rocksdb_writebatch_destroy(v->wb);
 	if (v->wo)
 		rocksdb_writeoptions_destroy(v->wo);
 	if (v->ro)
@@ -338,13 +378,12 @@ void wb_views_close(wb_views *v)
 	if (v->cache)
 		rocksdb_cache_destroy(v->cache);
 	json_decref(v->windows);
-	json_decref(v->cache_views);
-	json_decref(v->batch_index);
 	json_decref(v->outbox_pending);
 	json_decref(v->outbox_acked);
 	wb_buf_finish(&v->key);
 	wb_buf_finish(&v->scratch);
 	pthread_mutex_destroy(&v->mu);
+	pthread_mutex_destroy(&v->outbox_mu);
 	pthread_cond_destroy(&v->cv);
 	free(v->parts);
 	free(v);
@@ -404,35 +443,52 @@ static void lookup_key(wb_buf *k, char kind, const char *merchant,
 		wb_buf_append(k, order_id, strlen(order_id));
 }
 
+/* A view's lookups as "<kind char><value>\0" items: two views with the
+ * same lookups (by far the common case) compare equal byte for byte. */
 static void collect_lookup(enum wb_lookup kind, const char *value, void *ud)
 {
-	json_t *set = ud;
-	size_t n = strlen(value);
-	char *k = wb_xmalloc(n + 2);
-	k[0] = lookup_kinds[kind];
-	memcpy(k + 1, value, n + 1);
-	json_object_set_new(set, k, json_true());
-	free(k);
+	wb_buf *b = ud;
+	wb_buf_putc(b, (uint8_t)lookup_kinds[kind]);
+	wb_buf_append(b, value, strlen(value) + 1);
 }
 
-static json_t *lookups_of(json_t *view)
+static void lookups_of(json_t *view, wb_buf *out)
 {
-	json_t *set = json_object();
+	wb_buf_reset(out);
 	if (view)
-		wb_view_lookups(view, collect_lookup, set);
-	return set;
+		wb_view_lookups(view, collect_lookup, out);
+}
+
+static bool lookup_in(const wb_buf *set, const char *item)
+{
+	for (size_t i = 0; i < set->len;) {
+		const char *it = (const char *)set->data + i;
+		if (strcmp(it, item) == 0)
+			return true;
+		i += strlen(it) + 1;
+	}
+	return false;
 }
 
 /* ---- applying ---------------------------------------------------------- */
 
-/* Forgets the batch being built. */
-static void batch_reset(wb_views *v)
+static bool lane_owns(const wb_views *v, int lane, int32_t p)
 {
-	rocksdb_writebatch_clear(v->wb);
-	touched_clear(v);
-	v->batch_applied = v->batch_skipped = 0;
-	v->batch_us = 0;
-	for (int32_t p = 0; p < v->nparts; p++) {
+	return p % v->nlanes == lane;
+}
+
+/* Forgets the batch being built. */
+static void batch_reset(wb_views *v, int lane)
+{
+	struct lane *l = &v->lanes[lane];
+	rocksdb_writebatch_clear(l->wb);
+	touched_clear(l);
+	l->batch_applied = l->batch_skipped = 0;
+	l->batch_us = 0;
+	pthread_mutex_lock(&v->mu);
+	int32_t np = v->nparts;
+	pthread_mutex_unlock(&v->mu);
+	for (int32_t p = lane; p < np; p += v->nlanes) {
 		struct part *pt = &v->parts[p];
 		pt->staged = pt->applied;
 		pt->staged_offset = pt->offset;
@@ -442,34 +498,56 @@ static void batch_reset(wb_views *v)
 	}
 }
 
-void wb_views_batch_begin(wb_views *v)
+int wb_views_lanes(wb_views *v)
 {
-	assert(!v->read_only);
-	/* views of a batch never committed were changed in place, cached
-	 * ones included */
-	if (v->ntouched)
-		json_object_clear(v->cache_views);
-	batch_reset(v);
+	return v->nlanes;
 }
 
-void wb_views_batch_offset(wb_views *v, int32_t partition, int64_t next)
+void wb_views_lane_begin(wb_views *v, int lane)
 {
-	struct part *pt = part_get(v, partition);
+	assert(!v->read_only && lane >= 0 && lane < v->nlanes);
+	/* views of a batch never committed were changed in place, cached
+	 * ones included */
+	if (v->lanes[lane].ntouched)
+		json_object_clear(v->lanes[lane].cache_views);
+	batch_reset(v, lane);
+}
+
+void wb_views_batch_begin(wb_views *v)
+{
+	for (int i = 0; i < v->nlanes; i++)
+		wb_views_lane_begin(v, i);
+}
+
+void wb_views_lane_offset(wb_views *v, int lane, int32_t partition,
+			  int64_t next)
+{
+	if (partition < 0 || partition >= WB_VIEWS_MAX_PARTITIONS ||
+	    !lane_owns(v, lane, partition))
+		return;
+	struct part *pt = part_of(v, partition);
 	if (next > pt->staged_offset) {
 		pt->staged_offset = next;
 		pt->dirty = true;
 	}
 }
 
+void wb_views_batch_offset(wb_views *v, int32_t partition, int64_t next)
+{
+	if (partition >= 0)
+		wb_views_lane_offset(v, partition % v->nlanes, partition, next);
+}
+
 /* The batch's record of order_id, loading its view (cache, then store). */
-static struct touched *touch(wb_views *v, const char *order_id, char *msg,
-			     size_t msglen, wb_err *rc)
+static struct touched *touch(wb_views *v, struct lane *l,
+			     const char *order_id, char *msg, size_t msglen,
+			     wb_err *rc)
 {
 	*rc = WB_OK;
-	json_t *ix = json_object_get(v->batch_index, order_id);
+	json_t *ix = json_object_get(l->batch_index, order_id);
 	if (ix)
-		return &v->touched[json_integer_value(ix)];
-	json_t *view = json_object_get(v->cache_views, order_id);
+		return &l->touched[json_integer_value(ix)];
+	json_t *view = json_object_get(l->cache_views, order_id);
 	if (view) {
 		json_incref(view);
 	} else {
@@ -480,33 +558,44 @@ static struct touched *touch(wb_views *v, const char *order_id, char *msg,
 		if (*rc)
 			return NULL;
 	}
-	if (v->ntouched == v->captouched) {
-		v->captouched = v->captouched ? 2 * v->captouched : 1024;
-		v->touched = wb_xrealloc(v->touched,
-					 v->captouched * sizeof(*v->touched));
+	if (l->ntouched == l->captouched) {
+		l->captouched = l->captouched ? 2 * l->captouched : 1024;
+		l->touched = wb_xrealloc(l->touched,
+					 l->captouched * sizeof(*l->touched));
 	}
-	struct touched *t = &v->touched[v->ntouched];
-	*t = (struct touched){wb_xstrdup(order_id), view, lookups_of(view),
-			      false};
-	json_object_set_new(v->batch_index, order_id,
-			    json_integer((json_int_t)v->ntouched));
-	v->ntouched++;
+	struct touched *t = &l->touched[l->ntouched];
+	*t = (struct touched){.order_id = wb_xstrdup(order_id), .view = view};
+	wb_buf_init(&t->orig_lookups);
+	lookups_of(view, &t->orig_lookups);
+	json_object_set_new(l->batch_index, order_id,
+			    json_integer((json_int_t)l->ntouched));
+	l->ntouched++;
 	return t;
 }
 
-wb_err wb_views_batch_apply(wb_views *v, const uint8_t *entry, size_t len,
-			    bool *skipped, char *msg, size_t msglen)
+wb_err wb_views_lane_apply(wb_views *v, int lane, const uint8_t *entry,
+			   size_t len, bool *skipped, char *msg, size_t msglen)
 {
 	int64_t t0 = wb_mono_us();
+	struct lane *l = &v->lanes[lane];
 	struct wb_entry e;
 	*skipped = false;
 	wb_err rc = wb_entry_parse(entry, len, &e, msg, msglen);
 	if (rc)
 		return rc;
-	struct part *pt = part_get(v, e.partition);
+	if (e.partition >= WB_VIEWS_MAX_PARTITIONS)
+		return wb_fail(msg, msglen, WB_ECORRUPT,
+			       "ledger partition %d: the projector holds at "
+			       "most %d partitions",
+			       e.partition, WB_VIEWS_MAX_PARTITIONS);
+	if (!lane_owns(v, lane, e.partition))
+		return wb_fail(msg, msglen, WB_EINVAL,
+			       "partition %d belongs to lane %d, not %d",
+			       e.partition, e.partition % v->nlanes, lane);
+	struct part *pt = part_of(v, e.partition);
 	if (e.seq <= pt->staged) {
 		*skipped = true;
-		v->batch_skipped++;
+		l->batch_skipped++;
 		return WB_OK;
 	}
 	if (e.seq != pt->staged + 1)
@@ -532,7 +621,7 @@ wb_err wb_views_batch_apply(wb_views *v, const uint8_t *entry, size_t len,
 	json_object_set_new(j, "version", json_integer(e.version));
 	json_object_set_new(j, "recorded_at", json_integer(e.recorded_at));
 	const char *oid = json_string_value(json_object_get(j, "order_id"));
-	struct touched *t = oid ? touch(v, oid, msg, msglen, &rc) : NULL;
+	struct touched *t = oid ? touch(v, l, oid, msg, msglen, &rc) : NULL;
 	if (!t) {
 		json_decref(j);
 		return rc ? rc
@@ -550,18 +639,18 @@ wb_err wb_views_batch_apply(wb_views *v, const uint8_t *entry, size_t len,
 		t->returns_dirty = true;
 
 	/* the timeline record */
-	wb_buf_reset(&v->scratch);
-	wb_timeline_write(&v->scratch, j, &info);
+	wb_buf_reset(&l->scratch);
+	wb_timeline_write(&l->scratch, j, &info);
 	size_t ol = strlen(oid);
-	wb_buf_reset(&v->key);
-	wb_buf_append(&v->key, oid, ol);
-	wb_buf_putc(&v->key, 0);
-	wb_buf_reserve(&v->key, 8);
-	be64(v->key.data + v->key.len, (uint64_t)e.version);
-	v->key.len += 8;
-	rocksdb_writebatch_put_cf(v->wb, v->cf[CF_TIMELINE],
-				  (const char *)v->key.data, v->key.len,
-				  (const char *)v->scratch.data, v->scratch.len);
+	wb_buf_reset(&l->key);
+	wb_buf_append(&l->key, oid, ol);
+	wb_buf_putc(&l->key, 0);
+	wb_buf_reserve(&l->key, 8);
+	be64(l->key.data + l->key.len, (uint64_t)e.version);
+	l->key.len += 8;
+	rocksdb_writebatch_put_cf(l->wb, v->cf[CF_TIMELINE],
+				  (const char *)l->key.data, l->key.len,
+				  (const char *)l->scratch.data, l->scratch.len);
 
 	int64_t st = json_integer_value(json_object_get(j, "source_time"));
 	pt->staged = e.seq;
@@ -571,40 +660,57 @@ wb_err wb_views_batch_apply(wb_views *v, const uint8_t *entry, size_t len,
 	if (st > pt->staged_source_time)
 		pt->staged_source_time = st;
 	json_decref(j);
-	v->batch_applied++;
-	v->batch_us += wb_mono_us() - t0;
+	l->batch_applied++;
+	l->batch_us += wb_mono_us() - t0;
 	return WB_OK;
 }
 
-static void put_lookups(wb_views *v, struct touched *t)
+wb_err wb_views_batch_apply(wb_views *v, const uint8_t *entry, size_t len,
+			    bool *skipped, char *msg, size_t msglen)
+{
+	struct wb_entry e;
+	*skipped = false;
+	wb_err rc = wb_entry_parse(entry, len, &e, msg, msglen);
+	if (rc)
+		return rc;
+	return wb_views_lane_apply(v, e.partition % v->nlanes, entry, len,
+				   skipped, msg, msglen);
+}
+
+static void put_lookups(wb_views *v, struct lane *l, struct touched *t)
 {
 	const char *merchant =
 		json_string_value(json_object_get(t->view, "merchant"));
 	if (!merchant)
 		return;
-	json_t *now = lookups_of(t->view);
-	const char *k;
-	json_t *x;
-	json_object_foreach(t->orig_lookups, k, x) {
-		if (json_object_get(now, k))
+	wb_buf *now = &l->lookups;
+	lookups_of(t->view, now);
+	wb_buf *was = &t->orig_lookups;
+	if (now->len == was->len && memcmp(now->data, was->data, now->len) == 0)
+		return; /* nothing moved */
+	for (size_t i = 0; i < was->len;) {
+		const char *k = (const char *)was->data + i;
+		i += strlen(k) + 1;
+		if (lookup_in(now, k))
 			continue;
-		lookup_key(&v->key, k[0], merchant, k + 1, t->order_id);
-		rocksdb_writebatch_delete_cf(v->wb, v->cf[CF_LOOKUPS],
-					     (const char *)v->key.data,
-					     v->key.len);
+		lookup_key(&l->key, k[0], merchant, k + 1, t->order_id);
+		rocksdb_writebatch_delete_cf(l->wb, v->cf[CF_LOOKUPS],
+					     (const char *)l->key.data,
+					     l->key.len);
 	}
-	json_object_foreach(now, k, x) {
-		if (json_object_get(t->orig_lookups, k))
+	for (size_t i = 0; i < now->len;) {
+		const char *k = (const char *)now->data + i;
+		i += strlen(k) + 1;
+		if (lookup_in(was, k))
 			continue;
-		lookup_key(&v->key, k[0], merchant, k + 1, t->order_id);
-		rocksdb_writebatch_put_cf(v->wb, v->cf[CF_LOOKUPS],
-					  (const char *)v->key.data,
-					  v->key.len, "", 0);
+		lookup_key(&l->key, k[0], merchant, k + 1, t->order_id);
+		rocksdb_writebatch_put_cf(l->wb, v->cf[CF_LOOKUPS],
+					  (const char *)l->key.data,
+					  l->key.len, "", 0);
 	}
-	json_decref(now);
 }
 
-static void put_returns(wb_views *v, struct touched *t)
+static void put_returns(wb_views *v, struct lane *l, struct touched *t)
 {
 	const char *merchant =
 		json_string_value(json_object_get(t->view, "merchant"));
@@ -615,70 +721,82 @@ static void put_returns(wb_views *v, struct touched *t)
 			json_string_value(json_object_get(r, "return_id"));
 		if (!rid || !merchant)
 			continue;
-		wb_buf_reset(&v->key);
-		wb_buf_append(&v->key, merchant, strlen(merchant));
-		wb_buf_putc(&v->key, 0);
-		wb_buf_append(&v->key, rid, strlen(rid));
-		wb_buf_putc(&v->key, 0);
-		wb_buf_append(&v->key, t->order_id, strlen(t->order_id));
+		wb_buf_reset(&l->key);
+		wb_buf_append(&l->key, merchant, strlen(merchant));
+		wb_buf_putc(&l->key, 0);
+		wb_buf_append(&l->key, rid, strlen(rid));
+		wb_buf_putc(&l->key, 0);
+		wb_buf_append(&l->key, t->order_id, strlen(t->order_id));
 		json_t *o = json_copy(r);
 		json_object_set_new(o, "order_id", json_string(t->order_id));
-		wb_buf_reset(&v->scratch);
-		wb_json_write(&v->scratch, o);
+		wb_buf_reset(&l->scratch);
+		wb_json_write(&l->scratch, o);
 		json_decref(o);
-		rocksdb_writebatch_put_cf(v->wb, v->cf[CF_RETURNS],
-					  (const char *)v->key.data,
-					  v->key.len,
-					  (const char *)v->scratch.data,
-					  v->scratch.len);
+		rocksdb_writebatch_put_cf(l->wb, v->cf[CF_RETURNS],
+					  (const char *)l->key.data,
+					  l->key.len,
+					  (const char *)l->scratch.data,
+					  l->scratch.len);
 	}
 }
 
-wb_err wb_views_batch_commit(wb_views *v,
-			     void (*changed)(const char *order_id,
-					     json_t *view, void *ud),
-			     void *ud, char *msg, size_t msglen)
+wb_err wb_views_lane_commit(wb_views *v, int lane,
+			    void (*changed)(const char *order_id,
+					    json_t *view, void *ud),
+			    void *ud, char *msg, size_t msglen)
 {
 	int64_t t0 = wb_mono_us();
+	struct lane *l = &v->lanes[lane];
+	pthread_mutex_lock(&v->mu);
+	int32_t np = v->nparts;
+	pthread_mutex_unlock(&v->mu);
 	bool any_part = false;
-	for (int32_t p = 0; p < v->nparts; p++)
+	for (int32_t p = lane; p < np; p += v->nlanes)
 		any_part |= v->parts[p].dirty;
-	if (!v->ntouched && !any_part &&
-	    json_object_size(v->outbox_acked) == 0) {
+	/* acknowledged statuses leave the outbox with whichever lane commits
+	 * next; a newer version put below wins over the delete */
+	json_t *acked = NULL;
+	pthread_mutex_lock(&v->outbox_mu);
+	if (json_object_size(v->outbox_acked)) {
+		acked = v->outbox_acked;
+		v->outbox_acked = json_object();
+	}
+	pthread_mutex_unlock(&v->outbox_mu);
+	if (!l->ntouched && !any_part && !acked) {
 		pthread_mutex_lock(&v->mu);
-		v->stats.skipped += v->batch_skipped;
+		v->stats.skipped += l->batch_skipped;
 		pthread_mutex_unlock(&v->mu);
-		batch_reset(v);
+		batch_reset(v, lane);
 		return WB_OK;
 	}
-	/* outbox deletes first: a newer version put below wins */
 	const char *k;
 	json_t *x;
-	json_object_foreach(v->outbox_acked, k, x)
-		rocksdb_writebatch_delete_cf(v->wb, v->cf[CF_OUTBOX], k,
+	json_object_foreach(acked, k, x)
+		rocksdb_writebatch_delete_cf(l->wb, v->cf[CF_OUTBOX], k,
 					     strlen(k));
-	for (size_t i = 0; i < v->ntouched; i++) {
-		struct touched *t = &v->touched[i];
-		wb_buf_reset(&v->scratch);
-		wb_json_write(&v->scratch, t->view);
-		rocksdb_writebatch_put_cf(v->wb, v->cf[CF_VIEWS], t->order_id,
+	json_decref(acked);
+	for (size_t i = 0; i < l->ntouched; i++) {
+		struct touched *t = &l->touched[i];
+		wb_buf_reset(&l->scratch);
+		wb_json_write(&l->scratch, t->view);
+		rocksdb_writebatch_put_cf(l->wb, v->cf[CF_VIEWS], t->order_id,
 					  strlen(t->order_id),
-					  (const char *)v->scratch.data,
-					  v->scratch.len);
-		put_lookups(v, t);
+					  (const char *)l->scratch.data,
+					  l->scratch.len);
+		put_lookups(v, l, t);
 		if (t->returns_dirty)
-			put_returns(v, t);
+			put_returns(v, l, t);
 		if (v->outbox) {
 			uint8_t ver[8];
 			be64(ver, (uint64_t)json_integer_value(
 					  json_object_get(t->view, "version")));
-			rocksdb_writebatch_put_cf(v->wb, v->cf[CF_OUTBOX],
+			rocksdb_writebatch_put_cf(l->wb, v->cf[CF_OUTBOX],
 						  t->order_id,
 						  strlen(t->order_id),
 						  (char *)ver, 8);
 		}
 	}
-	for (int32_t p = 0; p < v->nparts; p++) {
+	for (int32_t p = lane; p < np; p += v->nlanes) {
 		struct part *pt = &v->parts[p];
 		if (!pt->dirty)
 			continue;
@@ -688,22 +806,21 @@ wb_err wb_views_batch_commit(wb_views *v,
 		be64(val + 8, (uint64_t)pt->staged_offset);
 		be64(val + 16, (uint64_t)pt->staged_recorded_at);
 		be64(val + 24, (uint64_t)pt->staged_source_time);
-		rocksdb_writebatch_put_cf(v->wb, v->cf[CF_CHECKPOINTS],
+		rocksdb_writebatch_put_cf(l->wb, v->cf[CF_CHECKPOINTS],
 					  (char *)key, 4, (char *)val, 32);
 	}
 	char *err = NULL;
-	rocksdb_write(v->db, v->wo, v->wb, &err);
+	rocksdb_write(v->db, v->wo, l->wb, &err);
 	if (err) {
 		wb_err rc = store_err(msg, msglen, "commit", err);
-		json_object_clear(v->cache_views);
-		wb_views_batch_begin(v);
+		json_object_clear(l->cache_views);
+		wb_views_lane_begin(v, lane);
 		return rc;
 	}
-	json_object_clear(v->outbox_acked);
 
 	/* publish the new position */
 	pthread_mutex_lock(&v->mu);
-	for (int32_t p = 0; p < v->nparts; p++) {
+	for (int32_t p = lane; p < np; p += v->nlanes) {
 		struct part *pt = &v->parts[p];
 		if (!pt->dirty)
 			continue;
@@ -718,27 +835,46 @@ wb_err wb_views_batch_commit(wb_views *v,
 			v->last_recorded_at = pt->recorded_at;
 		pt->dirty = false;
 	}
-	v->stats.applied += v->batch_applied;
-	v->stats.skipped += v->batch_skipped;
+	v->stats.applied += l->batch_applied;
+	v->stats.skipped += l->batch_skipped;
 	v->stats.commits++;
-	v->stats.orders_written += v->ntouched;
-	v->stats.apply_us += v->batch_us + (wb_mono_us() - t0);
+	v->stats.orders_written += l->ntouched;
+	v->stats.apply_us += l->batch_us + (wb_mono_us() - t0);
 	v->stats.last_commit_ms = wb_now_ms();
 	pthread_cond_broadcast(&v->cv);
 	pthread_mutex_unlock(&v->mu);
 
-	if (json_object_size(v->cache_views) + v->ntouched > v->cache_max)
-		json_object_clear(v->cache_views);
-	for (size_t i = 0; i < v->ntouched; i++) {
-		struct touched *t = &v->touched[i];
-		if (v->outbox)
-			json_object_set(v->outbox_pending, t->order_id,
-					json_object_get(t->view, "version"));
-		json_object_set(v->cache_views, t->order_id, t->view);
+	if (json_object_size(l->cache_views) + l->ntouched > v->cache_max)
+		json_object_clear(l->cache_views);
+	if (v->outbox) {
+		pthread_mutex_lock(&v->outbox_mu);
+		for (size_t i = 0; i < l->ntouched; i++)
+			json_object_set(v->outbox_pending, l->touched[i].order_id,
+					json_object_get(l->touched[i].view,
+							"version"));
+		pthread_mutex_unlock(&v->outbox_mu);
+	}
+	for (size_t i = 0; i < l->ntouched; i++) {
+		struct touched *t = &l->touched[i];
+		json_object_set(l->cache_views, t->order_id, t->view);
 		if (changed)
 			changed(t->order_id, t->view, ud);
 	}
-	batch_reset(v);
+	batch_reset(v, lane);
+	return WB_OK;
+}
+
+wb_err wb_views_batch_commit(wb_views *v,
+			     void (*changed)(const char *order_id,
+					     json_t *view, void *ud),
+			     void *ud, char *msg, size_t msglen)
+{
+	for (int i = 0; i < v->nlanes; i++) {
+		wb_err rc = wb_views_lane_commit(v, i, changed, ud, msg,
+						 msglen);
+		if (rc)
+			return rc;
+	}
 	return WB_OK;
 }
 
@@ -1094,9 +1230,12 @@ wb_err wb_views_outbox_each(wb_views *v,
 			free(oid);
 			break;
 		}
-		if (vl == 8)
+		if (vl == 8) {
+			pthread_mutex_lock(&v->outbox_mu);
 			json_object_set_new(v->outbox_pending, oid,
 					    json_integer((json_int_t)rd64(val)));
+			pthread_mutex_unlock(&v->outbox_mu);
+		}
 		fn(oid, view, ud);
 		json_decref(view);
 		free(oid);
@@ -1113,16 +1252,21 @@ wb_err wb_views_outbox_each(wb_views *v,
 
 void wb_views_outbox_done(wb_views *v, const char *order_id, int64_t version)
 {
+	pthread_mutex_lock(&v->outbox_mu);
 	json_t *p = json_object_get(v->outbox_pending, order_id);
-	if (!p || json_integer_value(p) != version)
-		return; /* a newer status is still on its way */
-	json_object_del(v->outbox_pending, order_id);
-	json_object_set_new(v->outbox_acked, order_id, json_true());
+	if (p && json_integer_value(p) == version) {
+		json_object_del(v->outbox_pending, order_id);
+		json_object_set_new(v->outbox_acked, order_id, json_true());
+	} /* else a newer status is still on its way */
+	pthread_mutex_unlock(&v->outbox_mu);
 }
 
 bool wb_views_outbox_dirty(wb_views *v)
 {
-	return json_object_size(v->outbox_acked) > 0;
+	pthread_mutex_lock(&v->outbox_mu);
+	bool d = json_object_size(v->outbox_acked) > 0;
+	pthread_mutex_unlock(&v->outbox_mu);
+	return d;
 }
 
 /* ---- dump ---------------------------------------------------------------- */

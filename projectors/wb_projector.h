@@ -19,7 +19,8 @@
  *
  * CHANGED (all additive; the first draft's declarations are unchanged):
  *   - struct wb_views_options: return_window_days, return_windows
- *     (per-merchant overrides), sync.
+ *     (per-merchant overrides), sync, lanes; wb_views_lane_*: several
+ *     apply threads, by partition.
  *   - wb_views_batch_offset()/wb_views_offset(): the next Kafka offset of a
  *     <prefix>ledger partition, stored in the same WriteBatch.
  *   - wb_views_set_lag()/wb_views_lag()/wb_views_stats(): for /readyz and
@@ -72,7 +73,12 @@ struct wb_views_options {
 	int return_window_days;
 	const char *return_windows;
 	bool sync;            /* CHANGED: added. fsync each commit */
+	int lanes;            /* CHANGED: added. apply threads (0 = 1) */
 };
+
+/* CHANGED: added. Limits of a store. */
+#define WB_VIEWS_MAX_PARTITIONS 4096
+#define WB_VIEWS_MAX_LANES 16
 
 wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 		     char *msg, size_t msglen);
@@ -96,6 +102,23 @@ wb_err wb_views_batch_commit(wb_views *v,
 			     void (*changed)(const char *order_id,
 					     json_t *view, void *ud),
 			     void *ud, char *msg, size_t msglen);
+
+/* CHANGED: added. Apply lanes: with o->lanes > 1, partition p's entries
+ * are applied by lane p % lanes, and each lane may run on its own thread
+ * (one thread per lane at a time); a lane commits its partitions'
+ * models and checkpoints in its own synced WriteBatch. The batch_*
+ * functions above work on every lane from one thread. */
+int wb_views_lanes(wb_views *v);
+void wb_views_lane_begin(wb_views *v, int lane);
+wb_err wb_views_lane_apply(wb_views *v, int lane, const uint8_t *entry,
+			   size_t len, bool *skipped, char *msg,
+			   size_t msglen);
+void wb_views_lane_offset(wb_views *v, int lane, int32_t partition,
+			  int64_t next_offset);
+wb_err wb_views_lane_commit(wb_views *v, int lane,
+			    void (*changed)(const char *order_id,
+					    json_t *view, void *ud),
+			    void *ud, char *msg, size_t msglen);
 
 /* Position: the last applied seq of each ledger partition. */
 int32_t wb_views_partitions(wb_views *v);

@@ -455,6 +455,125 @@ static void test_outbox(void)
 	wb_views_close(v);
 }
 
+/* ---- lanes: two threads, one per lane, give what one thread gives ---- */
+
+#define LANE_ENTRIES 4000
+static wb_buf lane_entries[LANE_ENTRIES];
+
+struct lane_job {
+	wb_views *v;
+	int lane;
+	int errors;
+};
+
+static void *lane_thread(void *ud)
+{
+	struct lane_job *j = ud;
+	char msg[256];
+	wb_views_lane_begin(j->v, j->lane);
+	for (int i = 0; i < LANE_ENTRIES; i++) {
+		struct wb_entry e;
+		wb_entry_parse(lane_entries[i].data, lane_entries[i].len, &e,
+			       msg, sizeof(msg));
+		if (e.partition % 2 != j->lane)
+			continue;
+		bool sk;
+		if (wb_views_lane_apply(j->v, j->lane, lane_entries[i].data,
+					lane_entries[i].len, &sk, msg,
+					sizeof(msg)))
+			j->errors++;
+		wb_views_lane_offset(j->v, j->lane, e.partition, i + 1);
+		if (i % 700 == 699 &&
+		    wb_views_lane_commit(j->v, j->lane, NULL, NULL, msg,
+					 sizeof(msg)))
+			j->errors++;
+	}
+	if (wb_views_lane_commit(j->v, j->lane, NULL, NULL, msg, sizeof(msg)))
+		j->errors++;
+	return NULL;
+}
+
+static void test_lanes(void)
+{
+	/* 4 partitions, 400 orders, 10 entries each, interleaved */
+	memset(next_seq, 0, sizeof(next_seq));
+	json_object_clear(versions);
+	for (int i = 0; i < LANE_ENTRIES; i++) {
+		int o = i % 400, k = i / 400;
+		char oid[32], pl[256];
+		snprintf(oid, sizeof(oid), "shopify:%d", 5000 + o);
+		wb_buf_init(&lane_entries[i]);
+		if (k == 0)
+			make_entry(&lane_entries[i], o % 4, 0, "m1", oid,
+				   "OrderPlaced", T0 + i,
+				   placed("#x", "lanes@example.com"));
+		else {
+			snprintf(pl, sizeof(pl),
+				 "{\"fulfillment_id\":null,\"tracking_number\":"
+				 "\"T%d\",\"carrier\":null,\"status\":\"%s\","
+				 "\"carrier_time\":null,\"location\":null,"
+				 "\"estimated_delivery\":null}",
+				 o, k % 2 ? "in_transit" : "delivered");
+			make_entry(&lane_entries[i], o % 4, 0, "m1", oid,
+				   "ShipmentStatusChanged", T0 + i, pl);
+		}
+	}
+	char one[300], two[300];
+	snprintf(one, sizeof(one), "%s-one", dir);
+	snprintf(two, sizeof(two), "%s-two", dir);
+	wb_views_destroy(one, NULL, 0);
+	wb_views_destroy(two, NULL, 0);
+	char msg[256];
+	struct wb_views_options o1 = {.dir = one}, o2 = {.dir = two, .lanes = 2};
+	wb_views *v1 = NULL, *v2 = NULL;
+	ok(wb_views_open(&o1, &v1, msg, sizeof(msg)) == WB_OK &&
+		   wb_views_open(&o2, &v2, msg, sizeof(msg)) == WB_OK &&
+		   wb_views_lanes(v2) == 2,
+	   "a one-lane and a two-lane store");
+	wb_views_batch_begin(v1);
+	int errors = 0;
+	for (int i = 0; i < LANE_ENTRIES; i++) {
+		bool sk;
+		struct wb_entry e;
+		wb_entry_parse(lane_entries[i].data, lane_entries[i].len, &e,
+			       msg, sizeof(msg));
+		errors += wb_views_batch_apply(v1, lane_entries[i].data,
+					       lane_entries[i].len, &sk, msg,
+					       sizeof(msg)) != WB_OK;
+		wb_views_batch_offset(v1, e.partition, i + 1);
+		if (i % 1000 == 999)
+			errors += commit(v1) != WB_OK;
+	}
+	errors += commit(v1) != WB_OK;
+	struct lane_job j0 = {v2, 0, 0}, j1 = {v2, 1, 0};
+	pthread_t t0, t1;
+	pthread_create(&t0, NULL, lane_thread, &j0);
+	pthread_create(&t1, NULL, lane_thread, &j1);
+	pthread_join(t0, NULL);
+	pthread_join(t1, NULL);
+	ok(errors == 0 && j0.errors == 0 && j1.errors == 0,
+	   "applied on one thread, and on two lanes at once");
+	ok(wb_views_position(v1) == LANE_ENTRIES &&
+		   wb_views_position(v2) == LANE_ENTRIES,
+	   "both at position %d", LANE_ENTRIES);
+	bool sk;
+	ok(wb_views_lane_apply(v2, 1, lane_entries[0].data,
+			       lane_entries[0].len, &sk, msg,
+			       sizeof(msg)) == WB_EINVAL,
+	   "a lane refuses another lane's partition: %s", msg);
+	char *d1 = dump_to_string(v1), *d2 = dump_to_string(v2);
+	ok(d1 && d2 && strcmp(d1, d2) == 0,
+	   "the two-lane store's dump equals the one-lane store's");
+	free(d1);
+	free(d2);
+	wb_views_close(v1);
+	wb_views_close(v2);
+	wb_views_destroy(one, NULL, 0);
+	wb_views_destroy(two, NULL, 0);
+	for (int i = 0; i < LANE_ENTRIES; i++)
+		wb_buf_finish(&lane_entries[i]);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/wb-test-projector-store-%d", getpid());
@@ -463,6 +582,7 @@ int main(void)
 	test_apply_skip_gap();
 	test_queries_after_reopen();
 	test_outbox();
+	test_lanes();
 	char msg[256];
 	ok(wb_views_destroy(dir, msg, sizeof(msg)) == WB_OK, "destroy the store");
 	json_decref(versions);
