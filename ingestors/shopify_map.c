@@ -1305,6 +1305,362 @@ const char *wb_shopify_topic(size_t i)
 	return i < NTOPICS ? topics[i].name : NULL;
 }
 
+/* ---- pruning order bodies ------------------------------------------------------ */
+
+/*
+ * An order webhook is mostly what the mapping never reads (the customer,
+ * addresses other than shipping, tax and discount details, shipping
+ * lines, and per line item another dozen fields), and jansson builds a
+ * hash table, strings and numbers for all of it: about half of the
+ * receiver's CPU. So order bodies are first copied keeping only the
+ * members the mapping reads (ORDER_KEYS, and LINE_KEYS inside each
+ * line_items element), and jansson parses that.
+ *
+ * The scan that skips the rest is stricter than jansson: it accepts only
+ * strings of valid UTF-8 by jansson's rules without control characters,
+ * with the simple escapes and \u escapes other than U+0000 and surrogates
+ * (none at all in the member names it compares), numbers that cannot
+ * overflow (at most
+ * 18 integer digits, 17 decimals, a 2-digit exponent) and the three
+ * literals. Anything else, including any structure it does not expect,
+ * makes it give up and the whole body is parsed as before: so a body is
+ * accepted exactly when jansson accepts it, and gives the same events
+ * (the fuzz target checks both against a full parse).
+ */
+static const char *const ORDER_KEYS[] = {
+	"id", "admin_graphql_api_id", "name", "email", "phone", "note",
+	"currency", "created_at", "updated_at", "processed_at", "cancelled_at",
+	"cancel_reason", "financial_status", "fulfillment_status",
+	"subtotal_price_set", "subtotal_price", "total_shipping_price_set",
+	"total_tax_set", "total_tax", "total_discounts_set", "total_discounts",
+	"total_price_set", "total_price", "current_subtotal_price_set",
+	"current_subtotal_price", "current_shipping_price_set",
+	"current_total_tax_set", "current_total_tax",
+	"current_total_discounts_set", "current_total_discounts",
+	"current_total_price_set", "current_total_price", "shipping_address",
+	"line_items", "fulfillments", "refunds", NULL};
+static const char *const LINE_KEYS[] = {
+	"id", "admin_graphql_api_id", "sku", "title", "name", "quantity",
+	"current_quantity", "price_set", "price", NULL};
+
+struct scan {
+	const unsigned char *p, *end;
+};
+
+static void scan_ws(struct scan *z)
+{
+	while (z->p < z->end && (*z->p == ' ' || *z->p == '\n' ||
+				 *z->p == '\r' || *z->p == '\t'))
+		z->p++;
+}
+
+static int hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A string at z->p ('"'). allow_u: also \uXXXX escapes (not U+0000, not
+ * surrogates: those, valid in pairs, are left to jansson). Keys compared
+ * by their bytes are scanned without them, so "\u0069d" is never taken
+ * for anything but what jansson makes of it. */
+static bool scan_string(struct scan *z, bool allow_u)
+{
+	const unsigned char *p = z->p + 1, *e = z->end;
+	while (p < e) {
+		unsigned c = *p;
+		if (c == '"') {
+			z->p = p + 1;
+			return true;
+		}
+		if (c < 0x20)
+			return false;
+		if (c == '\\') {
+			if (p + 1 >= e)
+				return false;
+			if (allow_u && p[1] == 'u') {
+				if (e - p < 6)
+					return false;
+				int v = 0;
+				for (int i = 2; i < 6; i++) {
+					int h = hex_value(p[i]);
+					if (h < 0)
+						return false;
+					v = v * 16 + h;
+				}
+				if (v == 0 || (v >= 0xD800 && v <= 0xDFFF))
+					return false;
+				p += 6;
+				continue;
+			}
+			if (!p[1] || !strchr("\"\\/bfnrt", p[1]))
+				return false;
+			p += 2;
+			continue;
+		}
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		/* UTF-8 as jansson's utf8_check_first/_full accept it */
+		size_t n;
+		uint32_t v;
+		if (c >= 0xC2 && c <= 0xDF) {
+			n = 2;
+			v = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			n = 3;
+			v = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			n = 4;
+			v = c & 0x07;
+		} else {
+			return false;
+		}
+		if ((size_t)(e - p) < n)
+			return false;
+		for (size_t i = 1; i < n; i++) {
+			if ((p[i] & 0xC0) != 0x80)
+				return false;
+			v = (v << 6) | (p[i] & 0x3F);
+		}
+		if ((n == 3 && v < 0x800) || (n == 4 && v < 0x10000) ||
+		    v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+			return false;
+		p += n;
+	}
+	return false;
+}
+
+static size_t scan_digits(struct scan *z)
+{
+	const unsigned char *s = z->p;
+	while (z->p < z->end && *z->p >= '0' && *z->p <= '9')
+		z->p++;
+	return (size_t)(z->p - s);
+}
+
+static bool scan_number(struct scan *z)
+{
+	if (*z->p == '-')
+		z->p++;
+	if (z->p < z->end && *z->p == '0') {
+		z->p++;
+	} else {
+		size_t n = scan_digits(z);
+		if (n == 0 || n > 18)
+			return false;
+	}
+	if (z->p < z->end && *z->p == '.') {
+		z->p++;
+		size_t n = scan_digits(z);
+		if (n == 0 || n > 17)
+			return false;
+	}
+	if (z->p < z->end && (*z->p == 'e' || *z->p == 'E')) {
+		z->p++;
+		if (z->p < z->end && (*z->p == '+' || *z->p == '-'))
+			z->p++;
+		size_t n = scan_digits(z);
+		if (n == 0 || n > 2)
+			return false;
+	}
+	return true;
+}
+
+static bool scan_value(struct scan *z);
+
+/* The members of an object or the elements of an array, after its
+ * opening bracket. */
+static bool scan_container(struct scan *z, unsigned char close)
+{
+	scan_ws(z);
+	if (z->p < z->end && *z->p == close) {
+		z->p++;
+		return true;
+	}
+	for (;;) {
+		if (close == '}') {
+			if (z->p >= z->end || *z->p != '"' ||
+			    !scan_string(z, true))
+				return false;
+			scan_ws(z);
+			if (z->p >= z->end || *z->p != ':')
+				return false;
+			z->p++;
+		}
+		if (!scan_value(z))
+			return false;
+		scan_ws(z);
+		if (z->p >= z->end)
+			return false;
+		if (*z->p == close) {
+			z->p++;
+			return true;
+		}
+		if (*z->p != ',')
+			return false;
+		z->p++;
+		scan_ws(z);
+	}
+}
+
+static bool scan_literal(struct scan *z, const char *lit)
+{
+	size_t n = strlen(lit);
+	if ((size_t)(z->end - z->p) < n || memcmp(z->p, lit, n) != 0)
+		return false;
+	z->p += n;
+	return true;
+}
+
+static bool scan_value(struct scan *z)
+{
+	scan_ws(z);
+	if (z->p >= z->end)
+		return false;
+	switch (*z->p) {
+	case '"':
+		return scan_string(z, true);
+	case '{':
+	case '[':
+		z->p++;
+		return scan_container(z, z->p[-1] == '{' ? '}' : ']');
+	case 't':
+		return scan_literal(z, "true");
+	case 'f':
+		return scan_literal(z, "false");
+	case 'n':
+		return scan_literal(z, "null");
+	default:
+		return (*z->p == '-' || (*z->p >= '0' && *z->p <= '9')) &&
+		       scan_number(z);
+	}
+}
+
+static bool key_in(const unsigned char *k, size_t n, const char *const *keys)
+{
+	for (; *keys; keys++)
+		if (strlen(*keys) == n && memcmp(*keys, k, n) == 0)
+			return true;
+	return false;
+}
+
+static bool prune_object(struct scan *z, const char *const *keys, bool top,
+			 wb_buf *out);
+
+/* line_items: each element an object, pruned to LINE_KEYS. */
+static bool prune_lines(struct scan *z, wb_buf *out)
+{
+	scan_ws(z);
+	if (z->p >= z->end || *z->p != '[')
+		return false;
+	z->p++;
+	wb_buf_putc(out, '[');
+	scan_ws(z);
+	if (z->p < z->end && *z->p == ']') {
+		z->p++;
+		wb_buf_putc(out, ']');
+		return true;
+	}
+	for (;;) {
+		scan_ws(z);
+		if (z->p >= z->end || *z->p != '{')
+			return false;
+		z->p++;
+		if (!prune_object(z, LINE_KEYS, false, out))
+			return false;
+		scan_ws(z);
+		if (z->p >= z->end)
+			return false;
+		if (*z->p == ']') {
+			z->p++;
+			wb_buf_putc(out, ']');
+			return true;
+		}
+		if (*z->p != ',')
+			return false;
+		z->p++;
+		wb_buf_putc(out, ',');
+	}
+}
+
+/* An object after its '{': the members named in keys are copied. */
+static bool prune_object(struct scan *z, const char *const *keys, bool top,
+			 wb_buf *out)
+{
+	wb_buf_putc(out, '{');
+	bool first = true;
+	scan_ws(z);
+	if (z->p < z->end && *z->p == '}') {
+		z->p++;
+		wb_buf_putc(out, '}');
+		return true;
+	}
+	for (;;) {
+		if (z->p >= z->end || *z->p != '"')
+			return false;
+		const unsigned char *k = z->p;
+		if (!scan_string(z, false))
+			return false;
+		const unsigned char *kend = z->p;
+		scan_ws(z);
+		if (z->p >= z->end || *z->p != ':')
+			return false;
+		z->p++;
+		scan_ws(z);
+		bool keep = key_in(k + 1, (size_t)(kend - k - 2), keys);
+		if (keep) {
+			if (!first)
+				wb_buf_putc(out, ',');
+			first = false;
+			wb_buf_append(out, k, (size_t)(kend - k));
+			wb_buf_putc(out, ':');
+		}
+		const unsigned char *v = z->p;
+		if (keep && top && kend - k == 12 &&
+		    memcmp(k, "\"line_items\"", 12) == 0 && z->p < z->end &&
+		    *z->p == '[') {
+			if (!prune_lines(z, out))
+				return false;
+		} else {
+			if (!scan_value(z))
+				return false;
+			if (keep)
+				wb_buf_append(out, v, (size_t)(z->p - v));
+		}
+		scan_ws(z);
+		if (z->p >= z->end)
+			return false;
+		if (*z->p == '}') {
+			z->p++;
+			wb_buf_putc(out, '}');
+			return true;
+		}
+		if (*z->p != ',')
+			return false;
+		z->p++;
+		scan_ws(z);
+	}
+}
+
+/* The pruned copy of an order body in out; false: parse it whole. */
+static bool prune_order(const char *body, size_t len, wb_buf *out)
+{
+	struct scan z = {(const unsigned char *)body,
+			 (const unsigned char *)body + len};
+	scan_ws(&z);
+	if (z.p >= z.end || *z.p != '{')
+		return false;
+	z.p++;
+	if (!prune_object(&z, ORDER_KEYS, true, out))
+		return false;
+	scan_ws(&z);
+	return z.p == z.end;
+}
+
 /* ---- entry points ------------------------------------------------------------------ */
 
 bool wb_shopify_depth_ok(const char *s, size_t len, int max_depth)
@@ -1388,9 +1744,9 @@ static wb_err ctx_finish(struct ctx *c, wb_err rc, json_t *events)
 	return rc;
 }
 
-wb_err wb_shopify_map_webhook(const struct wb_shopify_ctx *in,
-			      const char *body, size_t len, json_t *events,
-			      char *msg, size_t msglen)
+static wb_err map_webhook(const struct wb_shopify_ctx *in, const char *body,
+			  size_t len, bool prune, json_t *events, char *msg,
+			  size_t msglen)
 {
 	const struct topic *t = NULL;
 	for (size_t i = 0; in->topic && i < NTOPICS; i++)
@@ -1416,7 +1772,17 @@ wb_err wb_shopify_map_webhook(const struct wb_shopify_ctx *in,
 	 * key once, nothing else parses these bytes (only the events go on),
 	 * and jansson's rule for a repeat (the last wins) is deterministic. */
 	json_error_t jerr;
-	json_t *root = json_loadb(body, len, 0, &jerr);
+	json_t *root = NULL;
+	if (prune && t->map == topic_order) {
+		wb_buf pruned;
+		wb_buf_init(&pruned);
+		if (prune_order(body, len, &pruned))
+			root = json_loadb((const char *)pruned.data, pruned.len,
+					  0, &jerr);
+		wb_buf_finish(&pruned);
+	}
+	if (!root)
+		root = json_loadb(body, len, 0, &jerr);
 	if (!root)
 		return wb_fail(msg, msglen, WB_EPARSE,
 			       "invalid JSON at line %d column %d: %s",
@@ -1432,6 +1798,20 @@ wb_err wb_shopify_map_webhook(const struct wb_shopify_ctx *in,
 	rc = ctx_finish(&c, rc, events);
 	json_decref(root);
 	return rc;
+}
+
+wb_err wb_shopify_map_webhook(const struct wb_shopify_ctx *in,
+			      const char *body, size_t len, json_t *events,
+			      char *msg, size_t msglen)
+{
+	return map_webhook(in, body, len, true, events, msg, msglen);
+}
+
+wb_err wb_shopify_map_webhook_whole(const struct wb_shopify_ctx *in,
+				    const char *body, size_t len,
+				    json_t *events, char *msg, size_t msglen)
+{
+	return map_webhook(in, body, len, false, events, msg, msglen);
 }
 
 wb_err wb_shopify_map_graphql_order(const struct wb_shopify_ctx *in,
