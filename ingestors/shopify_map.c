@@ -1345,7 +1345,17 @@ static const char *const LINE_KEYS[] = {
 
 struct scan {
 	const unsigned char *p, *end;
+	int depth;      /* open objects and arrays */
+	bool too_deep;  /* gave up because of WB_SHOPIFY_MAX_DEPTH */
 };
+
+static bool scan_enter(struct scan *z)
+{
+	if (++z->depth <= WB_SHOPIFY_MAX_DEPTH)
+		return true;
+	z->too_deep = true;
+	return false;
+}
 
 static void scan_ws(struct scan *z)
 {
@@ -1525,9 +1535,14 @@ static bool scan_value(struct scan *z)
 	case '"':
 		return scan_string(z, true);
 	case '{':
-	case '[':
+	case '[': {
 		z->p++;
-		return scan_container(z, z->p[-1] == '{' ? '}' : ']');
+		if (!scan_enter(z) ||
+		    !scan_container(z, z->p[-1] == '{' ? '}' : ']'))
+			return false;
+		z->depth--;
+		return true;
+	}
 	case 't':
 		return scan_literal(z, "true");
 	case 'f':
@@ -1543,7 +1558,8 @@ static bool scan_value(struct scan *z)
 static bool key_in(const unsigned char *k, size_t n, const char *const *keys)
 {
 	for (; *keys; keys++)
-		if (strlen(*keys) == n && memcmp(*keys, k, n) == 0)
+		if ((*keys)[0] == (char)k[0] && strncmp(*keys, (const char *)k, n) == 0 &&
+		    (*keys)[n] == '\0')
 			return true;
 	return false;
 }
@@ -1555,28 +1571,31 @@ static bool prune_object(struct scan *z, const char *const *keys, bool top,
 static bool prune_lines(struct scan *z, wb_buf *out)
 {
 	scan_ws(z);
-	if (z->p >= z->end || *z->p != '[')
+	if (z->p >= z->end || *z->p != '[' || !scan_enter(z))
 		return false;
 	z->p++;
 	wb_buf_putc(out, '[');
 	scan_ws(z);
 	if (z->p < z->end && *z->p == ']') {
 		z->p++;
+		z->depth--;
 		wb_buf_putc(out, ']');
 		return true;
 	}
 	for (;;) {
 		scan_ws(z);
-		if (z->p >= z->end || *z->p != '{')
+		if (z->p >= z->end || *z->p != '{' || !scan_enter(z))
 			return false;
 		z->p++;
 		if (!prune_object(z, LINE_KEYS, false, out))
 			return false;
+		z->depth--;
 		scan_ws(z);
 		if (z->p >= z->end)
 			return false;
 		if (*z->p == ']') {
 			z->p++;
+			z->depth--;
 			wb_buf_putc(out, ']');
 			return true;
 		}
@@ -1646,19 +1665,24 @@ static bool prune_object(struct scan *z, const char *const *keys, bool top,
 	}
 }
 
-/* The pruned copy of an order body in out; false: parse it whole. */
-static bool prune_order(const char *body, size_t len, wb_buf *out)
+/* The pruned copy of an order body in out; false: parse it whole
+ * (*too_deep: it is nested deeper than WB_SHOPIFY_MAX_DEPTH). The scan
+ * counts the depth itself, so a pruned body needs no separate check. */
+static bool prune_order(const char *body, size_t len, wb_buf *out,
+			bool *too_deep)
 {
 	struct scan z = {(const unsigned char *)body,
-			 (const unsigned char *)body + len};
+			 (const unsigned char *)body + len, 0, false};
 	scan_ws(&z);
-	if (z.p >= z.end || *z.p != '{')
-		return false;
-	z.p++;
-	if (!prune_object(&z, ORDER_KEYS, true, out))
-		return false;
-	scan_ws(&z);
-	return z.p == z.end;
+	bool ok = z.p < z.end && *z.p == '{' && scan_enter(&z);
+	if (ok) {
+		z.p++;
+		ok = prune_object(&z, ORDER_KEYS, true, out);
+		scan_ws(&z);
+		ok = ok && z.p == z.end;
+	}
+	*too_deep = z.too_deep;
+	return ok;
 }
 
 /* ---- entry points ------------------------------------------------------------------ */
@@ -1763,24 +1787,26 @@ static wb_err map_webhook(const struct wb_shopify_ctx *in, const char *body,
 		return wb_fail(msg, msglen, WB_ETOOBIG,
 			       "body of %zu bytes over the %u-byte cap", len,
 			       WB_SHOPIFY_MAX_BODY);
-	if (!wb_shopify_depth_ok(body, len, WB_SHOPIFY_MAX_DEPTH))
-		return wb_fail(msg, msglen, WB_EPARSE,
-			       "JSON nested deeper than %d levels",
-			       WB_SHOPIFY_MAX_DEPTH);
 	/* Duplicate keys are not looked for (it costs a quarter of the
 	 * parse): the body is authenticated Shopify output, which names each
 	 * key once, nothing else parses these bytes (only the events go on),
 	 * and jansson's rule for a repeat (the last wins) is deterministic. */
 	json_error_t jerr;
 	json_t *root = NULL;
+	bool too_deep = false;
 	if (prune && t->map == topic_order) {
 		wb_buf pruned;
 		wb_buf_init(&pruned);
-		if (prune_order(body, len, &pruned))
+		if (prune_order(body, len, &pruned, &too_deep))
 			root = json_loadb((const char *)pruned.data, pruned.len,
 					  0, &jerr);
 		wb_buf_finish(&pruned);
 	}
+	if (!root && (too_deep ||
+		      !wb_shopify_depth_ok(body, len, WB_SHOPIFY_MAX_DEPTH)))
+		return wb_fail(msg, msglen, WB_EPARSE,
+			       "JSON nested deeper than %d levels",
+			       WB_SHOPIFY_MAX_DEPTH);
 	if (!root)
 		root = json_loadb(body, len, 0, &jerr);
 	if (!root)
