@@ -328,6 +328,16 @@ static enum MHD_Result send_error(wb_projector_http *h,
 	return send_json(h, c, r, status, o, extra);
 }
 
+/* An error answer to an authorized data request: like every such answer
+ * it carries position and freshness. */
+static enum MHD_Result send_fail(wb_projector_http *h,
+				 struct MHD_Connection *c, struct req *r,
+				 unsigned status, const char *code,
+				 const char *message)
+{
+	return send_data(h, c, r, status, NULL, code, message);
+}
+
 /* ---- tokens ------------------------------------------------------------- */
 
 static wb_tokens *tokens_get(wb_projector_http *h)
@@ -554,8 +564,8 @@ static enum MHD_Result store_error(wb_projector_http *h,
 {
 	wb_log(WB_LOG_ERROR, "http_store_error", "route=%s error=%s",
 	       wb_http_route_name(r->m.route), wb_strerror(e));
-	return send_error(h, c, r, 500, "internal",
-			  "the read models could not answer", NULL);
+	return send_fail(h, c, r, 500, "internal",
+			 "the read models could not answer");
 }
 
 static json_t *wrap(const char *key, json_t *res)
@@ -688,7 +698,7 @@ static enum MHD_Result answer_data(wb_projector_http *h,
 		return send_data(h, c, r, 200, o, NULL, NULL);
 	}
 	default:
-		return send_error(h, c, r, 500, "internal", "unrouted", NULL);
+		return send_fail(h, c, r, 500, "internal", "unrouted");
 	}
 }
 
@@ -976,26 +986,23 @@ static enum MHD_Result dispatch(wb_projector_http *h, struct MHD_Connection *c,
 	r->min_position = -1;
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, arg_iter, &a);
 	if (a.err_code)
-		return send_error(h, c, r, a.err_status, a.err_code, a.err,
-				  NULL);
+		return send_fail(h, c, r, a.err_status, a.err_code, a.err);
 	if (r->m.bad_id)
-		return send_error(h, c, r, 400, "bad_id",
-				  "the id must be 1 to 256 bytes of "
-				  "percent-encoded UTF-8 without control "
-				  "characters",
-				  NULL);
+		return send_fail(h, c, r, 400, "bad_id",
+				 "the id must be 1 to 256 bytes of "
+				 "percent-encoded UTF-8 without control "
+				 "characters");
 	if (r->m.route == WB_ROUTE_ORDERS && !r->lookup_value)
-		return send_error(h, c, r, 400, "bad_parameter",
-				  "give exactly one of email, name, "
-				  "tracking, channel_order_id",
-				  NULL);
+		return send_fail(h, c, r, 400, "bad_parameter",
+				 "give exactly one of email, name, "
+				 "tracking, channel_order_id");
 	if (a.have_wait && r->min_position < 0)
-		return send_error(h, c, r, 400, "bad_parameter",
-				  "wait_ms needs min_position", NULL);
+		return send_fail(h, c, r, 400, "bad_parameter",
+				 "wait_ms needs min_position");
 	if (action) {
 		if (r->body_too_big)
-			return send_error(h, c, r, 413, "body_too_large",
-					  "the body is over 64 KiB", NULL);
+			return send_fail(h, c, r, 413, "body_too_large",
+					 "the body is over 64 KiB");
 		json_error_t je;
 		json_t *body = NULL;
 		if (r->body.len)
@@ -1004,16 +1011,14 @@ static enum MHD_Result dispatch(wb_projector_http *h, struct MHD_Connection *c,
 					  &je);
 		if (!body || !json_is_object(body)) {
 			json_decref(body);
-			return send_error(h, c, r, 400, "bad_json",
-					  "the body must be a JSON object",
-					  NULL);
+			return send_fail(h, c, r, 400, "bad_json",
+					 "the body must be a JSON object");
 		}
 		json_decref(body);
 	}
 	if (action || r->m.route == WB_ROUTE_ACTION_STATUS)
-		return send_error(h, c, r, 501, "not_implemented",
-				  "order actions are not available yet",
-				  NULL);
+		return send_fail(h, c, r, 501, "not_implemented",
+				 "order actions are not available yet");
 	if (r->min_position >= 0 && a.have_wait && a.wait_ms > 0 &&
 	    wb_views_position(h->views) < r->min_position) {
 		int64_t w = a.wait_ms < h->wait_max_ms ? a.wait_ms

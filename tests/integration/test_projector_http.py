@@ -465,6 +465,9 @@ def run_checks(h, tok, orders, tokens_file, tmp, examples):
             good = False
             T.diag("%s: %s %s (want %s %s)" % (path[:80], r.status, r.body[:120], status, code))
     T.ok(good, "%d bad requests: the right 4xx and a JSON error body" % len(bad))
+    j = api.get("/v1/orders/x?bogus=1", tok["a"]).json()
+    T.ok("position" in j and "freshness" in j,
+         "errors to authorized requests carry position and freshness too")
     good = True
     for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
         for path in ("/v1/orders/" + oid, "/v1/orders?email=a", "/healthz", "/metrics",
