@@ -22,7 +22,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SHARED = os.environ.get("WAYBILL_FIXTURES",
-                        os.path.join(ROOT, "..", "shared", "fixtures", "channels"))
+                        os.path.join(ROOT, "tests", "fixtures", "channels"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import test_pos  # noqa: E402  (its CSV exports)
 

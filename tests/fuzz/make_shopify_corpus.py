@@ -55,7 +55,7 @@ def write(name, kind, body):
 
 def main():
     fixtures = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
-        os.path.dirname(ROOT), "shared", "fixtures", "channels")
+        ROOT, "tests", "fixtures", "channels")
     os.makedirs(OUT, exist_ok=True)
     for f in os.listdir(OUT):
         if f.startswith("seed-"):

@@ -28,7 +28,7 @@ from datetime import datetime
 import wbtest as T
 
 FIXTURES = os.environ.get("WAYBILL_FIXTURES") or os.path.join(
-    os.path.dirname(T.ROOT), "shared", "fixtures", "channels")
+    T.ROOT, "tests", "fixtures", "channels")
 SHOPIFY = os.path.join(FIXTURES, "shopify")
 GRAPHQL = os.path.join(T.ROOT, "tests", "fixtures", "shopify-graphql", "orders.json")
 SHOP = "acme.myshopify.com"

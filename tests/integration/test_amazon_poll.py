@@ -29,7 +29,7 @@ import wbtest as T  # noqa: E402
 import amazon_standin as S  # noqa: E402
 
 SHARED = os.environ.get("WAYBILL_FIXTURES",
-                        os.path.join(T.ROOT, "..", "shared", "fixtures", "channels"))
+                        os.path.join(T.ROOT, "tests", "fixtures", "channels"))
 LOCAL = os.path.join(T.ROOT, "tests", "fixtures", "amazon")
 
 A, B, EX = "902-1845936-5435065", "902-8745147-1934268", "902-3159896-1390916"

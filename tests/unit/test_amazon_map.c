@@ -6,7 +6,7 @@
  * mixed currencies, uneven line prices, and bad orders. Every event built
  * must pass the same encoder the ledger's input goes through.
  *
- * Fixtures: ../shared/fixtures/channels/amazon (Amazon's published
+ * Fixtures: tests/fixtures/channels/amazon (Amazon's published
  * examples) and tests/fixtures/amazon (see its SOURCES.md), relative to
  * the source root (meson's workdir); WAYBILL_FIXTURES overrides the first.
  */
@@ -22,7 +22,7 @@
 static const char *shared_dir(void)
 {
 	const char *d = getenv("WAYBILL_FIXTURES");
-	return d ? d : "../shared/fixtures/channels";
+	return d ? d : "tests/fixtures/channels";
 }
 
 static json_t *load(const char *dir, const char *name)

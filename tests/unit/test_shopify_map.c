@@ -9,7 +9,7 @@
  * reason (and nothing emitted), HMAC checks and GraphQL page parsing.
  *
  * argv[1] is the repository root; the samples are read from
- * WAYBILL_FIXTURES or <root>/../shared/fixtures/channels.
+ * WAYBILL_FIXTURES or <root>/tests/fixtures/channels.
  */
 #include <openssl/hmac.h>
 #include <stdlib.h>
@@ -916,7 +916,7 @@ int main(int argc, char **argv)
 		snprintf(fixtures, sizeof(fixtures), "%s/shopify", env);
 	else
 		snprintf(fixtures, sizeof(fixtures),
-			 "%s/../shared/fixtures/channels/shopify", root);
+			 "%s/tests/fixtures/channels/shopify", root);
 	test_orders_create();
 	test_orders_updated("orders_updated.json", "orders/updated");
 	test_orders_updated("orders_cancelled.json", "orders/cancelled");
