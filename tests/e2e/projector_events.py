@@ -1,10 +1,12 @@
 """Synthetic order histories for the projector's e2e tests and benchmark:
 ten events per order covering every kind of fact the fold handles, with a
-late carrier scan (in_transit after delivered) in each history.
+late carrier scan (in_transit after delivered) in each history; and the
+helpers the projector's e2e tests share (processes, stats, dumps).
 
-    python3 tests/e2e/projector_events.py ORDERS [--round-robin] > events.jsonl
+    python3 tests/e2e/projector_events.py ORDERS > events.jsonl
 """
 import json
+import os
 import sys
 
 T0 = 1767225600000  # 2026-01-01
@@ -122,6 +124,63 @@ def lines(orders):
     for k in range(10):
         for h in hs:
             yield json.dumps(h[k], separators=(",", ":"))
+
+
+# ---- helpers for the e2e tests (T is tests/wbtest.py) -----------------------
+
+def last_stat(proc, key):
+    """The value of key in a projector's last stats line, or None."""
+    try:
+        with open(proc.log_path, "rb") as f:
+            text = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(text):
+        if "event=stats" in line:
+            for kv in line.split():
+                if kv.startswith(key + "="):
+                    return kv.split("=", 1)[1]
+    return None
+
+
+def position(proc):
+    v = last_stat(proc, "position")
+    return int(v) if v is not None else -1
+
+
+def projector(T, topics, tmp, name, extra=()):
+    """A waybill-projector (no HTTP) with its store in tmp/name."""
+    return T.Proc([T.exe("waybill-projector"),
+                   "--data-dir=" + os.path.join(tmp, name),
+                   "--projector.http.listen=off",
+                   "--projector.stats.interval.ms=100"]
+                  + T.common_flags(topics) + list(extra),
+                  os.path.join(tmp, name + ".log"))
+
+
+def dump(T, tmp, name, offsets=True):
+    """waybill-projector --dump of tmp/name (without Kafka offsets if
+    offsets is false)."""
+    r = T.run([T.exe("waybill-projector"), "--dump",
+               "--data-dir=" + os.path.join(tmp, name)])
+    if r.returncode != 0:
+        T.diag(r.stderr.decode())
+    out = r.stdout.decode()
+    if not offsets:
+        out = "\n".join(l for l in out.splitlines() if '"model":"offset"' not in l)
+    return out
+
+
+def wait_published(T, data, n):
+    """Waits until the ledger in data holds n entries and published all."""
+    def done():
+        r = T.run([T.exe("waybill"), "stats", "--data-dir=" + data])
+        if r.returncode != 0:
+            return False
+        s = json.loads(r.stdout)
+        return s["entries"] >= n and all(
+            p["published_seq"] == p["head_seq"] for p in s["partitions"])
+    T.ok(T.wait_for(done, 300, 0.5), "the ledger holds and published %d entries" % n)
 
 
 if __name__ == "__main__":

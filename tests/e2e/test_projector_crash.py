@@ -18,7 +18,6 @@ WAYBILL_PROJ_CRASH_KILLS (default 3).
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 
@@ -32,41 +31,16 @@ ENTRIES = 10 * ORDERS
 KILLS = int(os.environ.get("WAYBILL_PROJ_CRASH_KILLS", "3"))
 
 
-def last_stat(proc, key):
-    """The value of key in the projector's last stats line, or None."""
-    try:
-        with open(proc.log_path, "rb") as f:
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        if "event=stats" in line:
-            for kv in line.split():
-                if kv.startswith(key + "="):
-                    return kv.split("=", 1)[1]
-    return None
-
-
-def position(proc):
-    v = last_stat(proc, "position")
-    return int(v) if v is not None else -1
+last_stat = projector_events.last_stat
+position = projector_events.position
 
 
 def projector(topics, tmp, name, extra=()):
-    return T.Proc([T.exe("waybill-projector"),
-                   "--data-dir=" + os.path.join(tmp, name),
-                   "--projector.http.listen=off",
-                   "--projector.stats.interval.ms=100"]
-                  + T.common_flags(topics) + list(extra),
-                  os.path.join(tmp, name + ".log"))
+    return projector_events.projector(T, topics, tmp, name, extra)
 
 
 def dump(tmp, name):
-    r = T.run([T.exe("waybill-projector"), "--dump",
-               "--data-dir=" + os.path.join(tmp, name)])
-    if r.returncode != 0:
-        T.diag(r.stderr.decode())
-    return r.stdout.decode()
+    return projector_events.dump(T, tmp, name)
 
 
 def preload(topics, tmp):
@@ -81,16 +55,7 @@ def preload(topics, tmp):
                     os.path.join(tmp, "ledger.log")).start()
     r = T.run([T.exe("waybill-ingest"), "events", events] + T.common_flags(topics))
     T.ok(r.returncode == 0, "ingest %d events: %s" % (ENTRIES, r.stdout.decode().strip()))
-
-    def published():
-        r = T.run([T.exe("waybill"), "stats", "--data-dir=" + data])
-        if r.returncode != 0:
-            return False
-        s = json.loads(r.stdout)
-        return s["entries"] >= ENTRIES and all(
-            p["published_seq"] == p["head_seq"] for p in s["partitions"])
-
-    T.ok(T.wait_for(published, 300, 0.5), "the ledger holds and published %d entries" % ENTRIES)
+    projector_events.wait_published(T, data, ENTRIES)
     rc = ledger.stop()
     T.ok(rc == 0, "ledger stopped (status %s)" % rc)
     return data

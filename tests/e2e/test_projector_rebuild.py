@@ -32,27 +32,11 @@ N1 = 10 * ORDERS1
 N2 = 10 * ORDERS2 + UPDATED
 
 
+position = projector_events.position
+
+
 def projector(topics, tmp, name, extra=()):
-    return T.Proc([T.exe("waybill-projector"),
-                   "--data-dir=" + os.path.join(tmp, name),
-                   "--projector.http.listen=off",
-                   "--projector.stats.interval.ms=100"]
-                  + T.common_flags(topics) + list(extra),
-                  os.path.join(tmp, name + ".log"))
-
-
-def position(proc):
-    try:
-        with open(proc.log_path, "rb") as f:
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return -1
-    for line in reversed(lines):
-        if "event=stats" in line:
-            for kv in line.split():
-                if kv.startswith("position="):
-                    return int(kv[9:])
-    return -1
+    return projector_events.projector(T, topics, tmp, name, extra)
 
 
 def run_to(proc, n, what):
@@ -66,11 +50,8 @@ def run_to(proc, n, what):
 
 
 def dump(tmp, name):
-    r = T.run([T.exe("waybill-projector"), "--dump",
-               "--data-dir=" + os.path.join(tmp, name)])
     # offsets aside: see the docstring
-    return "\n".join(l for l in r.stdout.decode().splitlines()
-                     if '"model":"offset"' not in l)
+    return projector_events.dump(T, tmp, name, offsets=False)
 
 
 def ingest(topics, tmp, name, lines):
@@ -82,14 +63,7 @@ def ingest(topics, tmp, name, lines):
 
 
 def wait_published(data, n):
-    def done():
-        r = T.run([T.exe("waybill"), "stats", "--data-dir=" + data])
-        if r.returncode != 0:
-            return False
-        s = json.loads(r.stdout)
-        return s["entries"] >= n and all(
-            p["published_seq"] == p["head_seq"] for p in s["partitions"])
-    T.ok(T.wait_for(done, 300, 0.5), "the ledger holds and published %d entries" % n)
+    projector_events.wait_published(T, data, n)
 
 
 def main():
