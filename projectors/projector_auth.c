@@ -121,7 +121,8 @@ wb_err wb_tokens_parse(const char *text, size_t len, const char *name,
 	*out = NULL;
 	wb_tokens *t = wb_xcalloc(1, sizeof(*t));
 	size_t cap = 0;
-	const char *p = text, *end = text + len;
+	/* an empty file may come as NULL: no arithmetic on it */
+	const char *p = text, *end = len ? text + len : text;
 	int lineno = 0;
 	while (p < end) {
 		lineno++;

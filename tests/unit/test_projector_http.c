@@ -1,6 +1,6 @@
 /* test_projector_http.c — the pure parts of the projector's HTTP API:
  * percent-decoding, routes, the tokens file, bearer tokens, the rate
- * limiter and the Prometheus text format. */
+ * limiter, the Prometheus text format and the answer cache. */
 #include <math.h>
 #include <openssl/sha.h>
 #include <stdlib.h>
@@ -342,6 +342,98 @@ static void test_prom(void)
 	wb_buf_finish(&b);
 }
 
+/* applied seq per partition, as the cache's callback sees it */
+static int64_t applied_now[4];
+
+static int64_t applied_of(void *ud, int32_t p)
+{
+	(void)ud;
+	return p >= 0 && p < 4 ? applied_now[p] : -1;
+}
+
+static bool cget(struct wb_http_cache *c, const char *m, const char *id,
+		 int64_t now, const char *want)
+{
+	wb_buf b;
+	wb_buf_init(&b);
+	bool hit = wb_http_cache_get(c, m, id, now, applied_of, NULL, &b);
+	bool same = want ? hit && b.len == strlen(want) &&
+				   memcmp(b.data, want, b.len) == 0
+			 : !hit;
+	wb_buf_finish(&b);
+	return same;
+}
+
+static void test_cache(void)
+{
+	ok(wb_http_cache_create(0, 1000) == NULL &&
+		   wb_http_cache_create(16, 0) == NULL,
+	   "no slots or no TTL: no cache");
+	ok(cget(NULL, "m", "o", 0, NULL), "a NULL cache always misses");
+	wb_http_cache_put(NULL, "m", "o", 0, 0, 0, "x", 1);
+
+	struct wb_http_cache *c = wb_http_cache_create(64, 1000000);
+	applied_now[1] = 7;
+	wb_http_cache_put(c, "acme", "shopify:1", 1, 7, 100, "{\"a\":1}", 7);
+	ok(cget(c, "acme", "shopify:1", 200, "{\"a\":1}"), "hit");
+	ok(cget(c, "other", "shopify:1", 200, NULL),
+	   "another merchant never gets it");
+	ok(cget(c, "acme", "shopify:2", 200, NULL), "another id misses");
+	ok(cget(c, "acmeshopify:1", "", 200, NULL) &&
+		   cget(c, "acme\0shopify", "1", 200, NULL),
+	   "merchant and id do not run together");
+	applied_now[1] = 8;
+	ok(cget(c, "acme", "shopify:1", 300, NULL),
+	   "anything applied in the order's partition: a miss");
+	applied_now[1] = 7;
+	applied_now[2] = 99;
+	ok(cget(c, "acme", "shopify:1", 300, "{\"a\":1}"),
+	   "other partitions do not matter");
+	ok(cget(c, "acme", "shopify:1", 100 + 1000000, NULL),
+	   "expired after the TTL");
+	ok(cget(c, "acme", "shopify:1", 50, NULL),
+	   "a clock before the entry's birth: a miss");
+	wb_http_cache_put(c, "acme", "shopify:1", 1, 7, 500, "{\"a\":2}", 7);
+	ok(cget(c, "acme", "shopify:1", 600, "{\"a\":2}"), "replaced");
+	char big[WB_HTTP_VALUE_MAX + 2];
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	wb_http_cache_put(c, big, "o", 1, 7, 500, "z", 1);
+	ok(cget(c, big, "o", 600, NULL), "over-long keys are not cached");
+	uint64_t hits, misses;
+	wb_http_cache_stats(c, &hits, &misses);
+	ok(hits == 3 && misses == 7, "hits %llu misses %llu",
+	   (unsigned long long)hits, (unsigned long long)misses);
+	/* collisions in a tiny table replace, never mix up */
+	struct wb_http_cache *t = wb_http_cache_create(2, 1000000);
+	char id[32], body[32];
+	for (int i = 0; i < 50; i++) {
+		snprintf(id, sizeof(id), "o%d", i);
+		snprintf(body, sizeof(body), "b%d", i);
+		wb_http_cache_put(t, "m", id, 0, 0, 0, body, strlen(body));
+	}
+	bool right = true;
+	int found = 0;
+	applied_now[0] = 0;
+	for (int i = 0; i < 50; i++) {
+		snprintf(id, sizeof(id), "o%d", i);
+		snprintf(body, sizeof(body), "b%d", i);
+		wb_buf b;
+		wb_buf_init(&b);
+		if (wb_http_cache_get(t, "m", id, 1, applied_of, NULL, &b)) {
+			found++;
+			right = right && b.len == strlen(body) &&
+				memcmp(b.data, body, b.len) == 0;
+		}
+		wb_buf_finish(&b);
+	}
+	ok(right && found >= 1 && found <= 2,
+	   "2 slots, 50 keys: %d found, each with its own body", found);
+	wb_http_cache_destroy(t);
+	wb_http_cache_destroy(c);
+	wb_http_cache_destroy(NULL);
+}
+
 int main(void)
 {
 	test_decode();
@@ -351,5 +443,6 @@ int main(void)
 	test_bearer();
 	test_bucket();
 	test_prom();
+	test_cache();
 	return tap_done();
 }
