@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define QUERY_MAX 4096          /* raw query string bytes */
 #define BODY_MAX (64u << 10)    /* request body bytes (actions) */
@@ -113,6 +114,7 @@ struct wb_projector_http {
 	pthread_cond_t hcond;  /* housekeeping thread */
 	struct req *waiters;
 	size_t nwaiters;
+	int resumed; /* resumed, not answered yet */
 	bool stopping;
 	pthread_t waiter_thread, house_thread;
 	bool threads;
@@ -540,6 +542,8 @@ static void *waiter_main(void *arg)
 				*pp = r->next;
 				h->nwaiters--;
 				r->state = REQ_RESUMED;
+				__atomic_fetch_add(&h->resumed, 1,
+						   __ATOMIC_RELAXED);
 				MHD_resume_connection(r->conn);
 			} else {
 				pp = &r->next;
@@ -816,47 +820,45 @@ static enum MHD_Result answer_metrics(wb_projector_http *h,
 		       "seconds).");
 	wb_prom_sample(&b, "waybill_projector_last_recorded_at_seconds", NULL,
 		       (double)rec / 1000.0);
-	wb_prom_family(&b, "waybill_http_requests_total", "counter",
-		       "HTTP requests answered, by route and status.");
+	/* the (route, status) series that have seen a request */
+	struct series {
+		const struct wb_histo *h;
+		const char *labels[5];
+		char status[8];
+	} used[WB_ROUTE_COUNT * NSTATUS];
+	size_t nused = 0;
 	for (int rt = 0; rt < WB_ROUTE_COUNT; rt++) {
 		for (size_t s = 0; s < NSTATUS; s++) {
-			const struct wb_histo *hh = &h->req[rt][s];
-			if (!wb_histo_any(hh))
+			if (!wb_histo_any(&h->req[rt][s]))
 				continue;
-			uint64_t n = 0;
-			for (size_t i = 0; i <= WB_HISTO_BUCKETS; i++)
-				n += __atomic_load_n(&hh->buckets[i],
-						     __ATOMIC_RELAXED);
-			char ss[8];
-			snprintf(ss, sizeof(ss), "%u", statuses[s]);
-			const char *l[] = {"route",
-					   wb_http_route_name(
-						   (enum wb_route)rt),
-					   "status", ss, NULL};
-			wb_prom_sample(&b, "waybill_http_requests_total", l,
-				       (double)n);
+			struct series *u = &used[nused++];
+			u->h = &h->req[rt][s];
+			snprintf(u->status, sizeof(u->status), "%u",
+				 statuses[s]);
+			u->labels[0] = "route";
+			u->labels[1] = wb_http_route_name((enum wb_route)rt);
+			u->labels[2] = "status";
+			u->labels[3] = u->status;
+			u->labels[4] = NULL;
 		}
+	}
+	wb_prom_family(&b, "waybill_http_requests_total", "counter",
+		       "HTTP requests answered, by route and status.");
+	for (size_t k = 0; k < nused; k++) {
+		uint64_t n = 0;
+		for (size_t i = 0; i <= WB_HISTO_BUCKETS; i++)
+			n += __atomic_load_n(&used[k].h->buckets[i],
+					     __ATOMIC_RELAXED);
+		wb_prom_sample(&b, "waybill_http_requests_total",
+			       used[k].labels, (double)n);
 	}
 	wb_prom_family(&b, "waybill_http_request_duration_seconds",
 		       "histogram",
 		       "Time from a request's headers to its answer being "
 		       "queued, by route and status.");
-	for (int rt = 0; rt < WB_ROUTE_COUNT; rt++) {
-		for (size_t s = 0; s < NSTATUS; s++) {
-			const struct wb_histo *hh = &h->req[rt][s];
-			if (!wb_histo_any(hh))
-				continue;
-			char ss[8];
-			snprintf(ss, sizeof(ss), "%u", statuses[s]);
-			const char *l[] = {"route",
-					   wb_http_route_name(
-						   (enum wb_route)rt),
-					   "status", ss, NULL};
-			wb_prom_histogram(
-				&b, "waybill_http_request_duration_seconds", l,
-				hh);
-		}
-	}
+	for (size_t k = 0; k < nused; k++)
+		wb_prom_histogram(&b, "waybill_http_request_duration_seconds",
+				  used[k].labels, used[k].h);
 	uint64_t hits, misses;
 	wb_http_cache_stats(h->cache, &hits, &misses);
 	wb_prom_family(&b, "waybill_http_cache_hits_total", "counter",
@@ -1117,6 +1119,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 		return dispatch(h, c, r);
 	case REQ_RESUMED:
 		r->state = REQ_NEW;
+		__atomic_fetch_sub(&h->resumed, 1, __ATOMIC_RELAXED);
 		return answer_data(h, c, r);
 	default:
 		return MHD_YES; /* waiting, or already answered */
@@ -1126,12 +1129,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		      enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
 	(void)c;
 	(void)toe;
+	wb_projector_http *h = cls;
 	struct req *r = *con_cls;
 	if (!r)
 		return;
+	if (r->state == REQ_RESUMED) /* the client left while it waited */
+		__atomic_fetch_sub(&h->resumed, 1, __ATOMIC_RELAXED);
 	free(r->lookup_value);
 	wb_buf_finish(&r->body);
 	free(r);
@@ -1330,6 +1335,12 @@ void wb_projector_http_stop(wb_projector_http *h)
 		pthread_mutex_unlock(&h->wlock);
 		pthread_join(h->waiter_thread, NULL);
 		pthread_join(h->house_thread, NULL);
+		/* The waiter resumed every waiting request on its way out:
+		 * let them be answered (behind) rather than cut off. */
+		for (int i = 0; i < 1000 && __atomic_load_n(&h->resumed,
+							    __ATOMIC_RELAXED);
+		     i++)
+			usleep(1000);
 	}
 	if (h->d)
 		MHD_stop_daemon(h->d);

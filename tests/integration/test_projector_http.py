@@ -714,8 +714,30 @@ def rate_limit_checks(tmp, ev_path, tokens_file, tok):
         T.ok(not api.violations, "rate-limited answers conform to the OpenAPI document")
         for v in api.violations[:5]:
             T.diag(v)
+        # a request still waiting for min_position when the server stops
+        # is answered (behind), not cut off
+        got = {}
+
+        def waiter():
+            c = W.Api(h.port, openapi=api.openapi)
+            try:
+                r = c.get("/v1/orders/x?min_position=999999&wait_ms=8000", tok["b"])
+                got["r"] = (r.status, r.json().get("behind"))
+            except Exception as e:  # noqa: BLE001
+                got["r"] = repr(e)
+        th = threading.Thread(target=waiter)
+        th.start()
+        time.sleep(0.5)
+        t0 = time.time()
+        rc = h.stop()
+        th.join(10)
+        T.ok(got.get("r") == (404, True) and rc == 0 and time.time() - t0 < 5,
+             "stopping answers a waiting request (%s) and exits (rc %s, %.1f s)" % (
+                 got.get("r"), rc, time.time() - t0))
+        h = None
     finally:
-        h.stop()
+        if h:
+            h.stop()
 
 
 if __name__ == "__main__":
