@@ -1052,15 +1052,13 @@ static bool method_ok(const struct req *r, const char *method)
 	       strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 }
 
-/* The per-request state is created by the URI log callback, which
- * libmicrohttpd calls as soon as the request line is in: its return value
- * is the request's first *con_cls. */
-static void *request_start(void *cls, const char *uri,
-			   struct MHD_Connection *c)
+/* The per-request state, made on the handler's first call for a request.
+ * (Not in a URI log callback: libmicrohttpd 0.9.75 calls that before it
+ * parses the query, and a query that exhausts the connection's memory
+ * then closes the connection without the completion callback, leaking
+ * what the log callback made.) */
+static struct req *request_start(void)
 {
-	(void)cls;
-	(void)uri;
-	(void)c;
 	struct req *r = wb_xcalloc(1, sizeof(*r));
 	r->t0 = wb_mono_us();
 	r->min_position = -1;
@@ -1079,8 +1077,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 	(void)version;
 	wb_projector_http *h = cls;
 	struct req *r = *con_cls;
-	if (!r) /* no URI log call: cannot happen, but stay correct */
-		*con_cls = r = request_start(NULL, url, c);
+	if (!r)
+		*con_cls = r = request_start();
 	switch (r->state) {
 	case REQ_FIRST:
 		wb_http_route(url, &r->m);
@@ -1287,7 +1285,6 @@ wb_err wb_projector_http_start(const wb_config *cfg, wb_views *views,
 		(size_t)(64u << 10), MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
 		NULL, MHD_OPTION_NOTIFY_COMPLETED, completed, h,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_URI_LOG_CALLBACK, request_start, NULL,
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
 	if (!h->d) {
 		int e = errno;
