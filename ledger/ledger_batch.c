@@ -237,12 +237,11 @@ wb_err wb_ledger_batch_append(wb_ledger *l, int32_t partition,
 	wb_buf_append(&b->arena, v->order_id.p, v->order_id.n);
 	wb_buf_putc(&b->arena, 0);
 
-	uint8_t logkey[12], loc[12], okey[INDEX_KEY_MAX], dkey[INDEX_KEY_MAX];
-	be32(logkey, (uint32_t)partition);
-	be64(logkey + 4, (uint64_t)e.seq);
-	memcpy(loc, logkey, 12);
-	rocksdb_writebatch_put_cf(b->wb, l->cf[CF_LOG], (char *)logkey, 12,
-				  (char *)b->arena.data + off, entry_len);
+	uint8_t loc[12], okey[INDEX_KEY_MAX], dkey[INDEX_KEY_MAX];
+	be32(loc, (uint32_t)partition);
+	be64(loc + 4, (uint64_t)e.seq);
+	/* the log record itself is put when the batch is sealed, in key
+	 * order (see seal) */
 	/* order ids are capped at 256 bytes by wb_event_check */
 	assert(v->order_id.n <= 256);
 	size_t ol = hashed_key(okey, v->order_id.p, v->order_id.n);
@@ -378,6 +377,25 @@ void wb_ledger_committed_entry(const wb_ledger *l, size_t i,
  * outbox cursors. */
 static void seal(wb_ledger *l, struct batch *b)
 {
+	/* Log records go in (partition, seq) order. Each then lands right
+	 * after the previous insert in the log family's skiplist, the case
+	 * RocksDB inserts without searching; interleaved partitions would
+	 * make every insert a full search. Entries are in seq order within a
+	 * partition already, so this is a stable pass per partition. */
+	for (int32_t p = 0; p < l->nheads; p++) {
+		for (size_t i = 0; i < b->nentries; i++) {
+			const struct batch_entry *e = &b->entries[i];
+			if (e->partition != p)
+				continue;
+			uint8_t key[12];
+			be32(key, (uint32_t)p);
+			be64(key + 4, (uint64_t)e->seq);
+			rocksdb_writebatch_put_cf(
+				b->wb, l->cf[CF_LOG], (char *)key, 12,
+				(char *)b->arena.data + e->entry_off,
+				e->entry_len);
+		}
+	}
 	for (size_t i = 0; i < b->orders.cap; i++) {
 		const struct ledger_map_slot *o = &b->orders.slots[i];
 		if (!ledger_map_used(&b->orders, o))

@@ -151,7 +151,8 @@ wb_err wb_ledger_open(const struct wb_ledger_options *o, wb_ledger **out,
 	rocksdb_options_set_paranoid_checks(l->db_opts, 1);
 	rocksdb_options_set_block_based_table_factory(l->db_opts, l->bbto);
 	rocksdb_options_set_compression(l->db_opts, rocksdb_lz4_compression);
-	/* one writer thread; the vector memtable below needs this off */
+	/* one writer thread; the hash-skiplist memtables below need this off,
+	 * and it lets the log's in-order inserts reuse their position */
 	rocksdb_options_set_allow_concurrent_memtable_write(l->db_opts, 0);
 	/* kPointInTimeRecovery (the default) stops at the first corrupt WAL
 	 * record: every synced batch before it is kept whole. */
@@ -170,11 +171,9 @@ wb_err wb_ledger_open(const struct wb_ledger_options *o, wb_ledger **out,
 		l->index_opts,
 		rocksdb_slicetransform_create_fixed_prefix(KEY_HASH_LEN));
 	rocksdb_options_set_hash_skip_list_rep(l->index_opts, 1u << 18, 4, 4);
-	/* The log only ever appends in key order and is read back in bulk:
-	 * a vector memtable inserts in O(1) where a skiplist compares keys
-	 * log(n) times (the largest cost in a profile of the ledger). */
+	/* The log is written in key order (ledger_batch.c: seal) into a
+	 * plain skiplist, which then inserts without searching. */
 	l->log_opts = rocksdb_options_create_copy(l->db_opts);
-	rocksdb_options_set_memtable_vector_rep(l->log_opts);
 
 	const rocksdb_options_t *cf_opts[CF_COUNT];
 	for (int i = 0; i < CF_COUNT; i++)
