@@ -35,7 +35,7 @@ const struct wb_config_prop wb_config_props[] = {
 	 "absolute data dir; one ledger per data dir)."},
 	{"ledger.batch.max", "20000", LED, 0, NULL,
 	 "Most records committed in one synced WriteBatch."},
-	{"ledger.batch.wait.ms", "20", LED, 0, NULL,
+	{"ledger.batch.wait.ms", "5", LED, 0, NULL,
 	 "Longest wait to fill a batch once it holds a record."},
 	{"ledger.record.max.bytes", "262144", LED, 0, NULL,
 	 "Records larger than this go to the DLQ undecoded."},

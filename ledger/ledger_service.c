@@ -729,6 +729,8 @@ static void run_loop(struct svc *s)
 				       wb_mono_us();
 			timeout = left > 0 ? (int)(left / 1000) : 0;
 		}
+		if (wb_ledger_commit_inflight(s->store))
+			timeout = 1; /* come back soon to collect it */
 		rd_kafka_message_t *m =
 			rd_kafka_consumer_poll(s->consumer, timeout);
 		bool got = m != NULL;
@@ -757,14 +759,19 @@ static void run_loop(struct svc *s)
 			}
 			rd_kafka_message_destroy(m);
 		}
-		/* the clock is read every 64 records, not for each one */
+		collect_commit(s, 0);
+		/* A batch is submitted when full, or once its wait is over and
+		 * the previous commit has finished: while a commit is in flight
+		 * the batch keeps growing, so batches match the commit latency
+		 * under load and stay small (low latency) when idle. The clock
+		 * is read every 64 records, not for each one. */
 		if (s->batch_records >= (size_t)s->batch_max ||
 		    (s->batch_records && (!got || !(s->batch_records & 63)) &&
+		     !wb_ledger_commit_inflight(s->store) &&
 		     wb_mono_us() - s->batch_started_us >= s->batch_wait_us))
 			commit_batch(s, true);
 		else if (!s->batch_records)
 			commit_batch(s, false); /* outbox cursor, at most 1/s */
-		collect_commit(s, 0);
 		rd_kafka_poll(s->producer, 0);
 		char ferr[256];
 		if (rd_kafka_fatal_error(s->consumer, ferr, sizeof(ferr)) ||
