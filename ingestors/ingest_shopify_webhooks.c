@@ -40,6 +40,7 @@
 #include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,10 @@ struct server {
 	_Atomic uint64_t ack_sum_us;
 	atomic_long waiting; /* suspended connections */
 	atomic_bool draining;
+	/* suspended requests, oldest first, for the ack deadline */
+	pthread_mutex_t wait_mu;
+	struct req *wait_head, *wait_tail;
+	int64_t ack_us;
 };
 
 enum req_state { R_RECEIVING, R_WAITING };
@@ -131,7 +136,66 @@ struct req {
 	 * has suspended the connection: whoever takes it to zero resumes. */
 	atomic_int pending;
 	atomic_bool failed, timed_out;
+	/* The request is freed when both the HTTP side (completed) and every
+	 * record's delivery report have let go of it: a webhook answered 503
+	 * at its deadline may still have records in flight. */
+	atomic_int refs;
+	atomic_bool resumed;   /* MHD_resume_connection called (once) */
+	int64_t deadline_us;   /* monotonic: answer 503 after this */
+	struct req *wprev, *wnext;
+	bool listed;
 };
+
+static void req_unref(struct req *r)
+{
+	if (atomic_fetch_sub(&r->refs, 1) == 1) {
+		wb_buf_finish(&r->body);
+		free(r);
+	}
+}
+
+/* Resumes r's suspended connection, at most once: the last delivery report
+ * and the deadline may both try. */
+static void resume_once(struct req *r)
+{
+	if (!atomic_exchange(&r->resumed, true))
+		MHD_resume_connection(r->conn);
+}
+
+static void wait_unlink(struct server *s, struct req *r)
+{
+	if (!r->listed)
+		return;
+	if (r->wprev)
+		r->wprev->wnext = r->wnext;
+	else
+		s->wait_head = r->wnext;
+	if (r->wnext)
+		r->wnext->wprev = r->wprev;
+	else
+		s->wait_tail = r->wprev;
+	r->wprev = r->wnext = NULL;
+	r->listed = false;
+}
+
+/* Called every 100 ms by the main thread: webhooks whose records Kafka has
+ * not acknowledged by their deadline are answered 503 now, whatever
+ * librdkafka's own timers would say later. Under the list's lock, so a
+ * listed request cannot complete (and be freed) meanwhile. */
+static void expire_waiting(struct server *s)
+{
+	int64_t now = wb_mono_us();
+	pthread_mutex_lock(&s->wait_mu);
+	for (struct req *r = s->wait_head; r && r->deadline_us <= now;) {
+		struct req *next = r->wnext;
+		atomic_store(&r->timed_out, true);
+		atomic_store(&r->failed, true);
+		wait_unlink(s, r);
+		resume_once(r);
+		r = next;
+	}
+	pthread_mutex_unlock(&s->wait_mu);
+}
 
 static void count(struct server *s, int c, uint64_t n)
 {
@@ -259,12 +323,11 @@ static void on_delivery(void *opaque, wb_err err, const char *reason)
 			atomic_store(&r->timed_out, true);
 		atomic_store(&r->failed, true);
 	}
-	/* Read before the decrement: once it reaches zero the request may be
-	 * answered and freed on another thread. The connection stays valid:
-	 * it is suspended until we resume it. */
-	struct MHD_Connection *conn = r->conn;
+	/* r stays valid until our reference goes (req_unref), and so does
+	 * the connection: it is suspended until resumed, once. */
 	if (atomic_fetch_sub(&r->pending, 1) == 1)
-		MHD_resume_connection(conn);
+		resume_once(r);
+	req_unref(r);
 }
 
 /* Queues one record for r; false (with r->failed set) if it was refused. */
@@ -274,10 +337,12 @@ static bool send_one(struct req *r, const char *topic,
 {
 	char msg[512];
 	atomic_fetch_add(&r->pending, 1);
+	atomic_fetch_add(&r->refs, 1); /* the delivery report's */
 	wb_err rc = wb_ingest_producer_send_async(r->s->prod, topic, rec, headers,
 						  r, msg, sizeof(msg));
 	if (rc == WB_OK)
 		return true;
+	atomic_fetch_sub(&r->refs, 1);
 	atomic_fetch_sub(&r->pending, 1);
 	atomic_store(&r->failed, true);
 	wb_log(WB_LOG_ERROR, "produce_refused", "topic=%s error=%s",
@@ -377,6 +442,14 @@ static enum MHD_Result finish_webhook(struct req *r, struct MHD_Connection *c)
 		b++;
 	atomic_fetch_add_explicit(&s->ack_hist[b], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&s->ack_sum_us, us, memory_order_relaxed);
+	pthread_mutex_lock(&s->wait_mu);
+	wait_unlink(s, r);
+	pthread_mutex_unlock(&s->wait_mu);
+	if (atomic_load(&r->pending) > 0) {
+		/* resumed at the deadline with records still in flight */
+		atomic_store(&r->timed_out, true);
+		atomic_store(&r->failed, true);
+	}
 	if (atomic_load(&r->failed)) {
 		count(s, atomic_load(&r->timed_out) ? C_KAFKA_TIMEOUTS
 						    : C_KAFKA_ERRORS,
@@ -423,9 +496,21 @@ static enum MHD_Result body_complete(struct req *r, struct MHD_Connection *c)
 		/* nothing was queued (refused at once): answer now */
 		return finish_webhook(r, c);
 	MHD_suspend_connection(c);
+	/* listed after suspending: the deadline must not resume a connection
+	 * that is not suspended yet; nothing frees r before we return */
+	r->deadline_us = r->t0 + s->ack_us;
+	pthread_mutex_lock(&s->wait_mu);
+	r->wprev = s->wait_tail;
+	if (s->wait_tail)
+		s->wait_tail->wnext = r;
+	else
+		s->wait_head = r;
+	s->wait_tail = r;
+	r->listed = true;
+	pthread_mutex_unlock(&s->wait_mu);
 	if (atomic_fetch_sub(&r->pending, 1) == 1)
 		/* every record was already acknowledged */
-		MHD_resume_connection(c);
+		resume_once(r);
 	return MHD_YES;
 }
 
@@ -463,6 +548,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 		r = wb_xcalloc(1, sizeof(*r));
 		r->s = s;
 		r->conn = c;
+		atomic_store(&r->refs, 1); /* the HTTP side's */
 		wb_buf_init(&r->body);
 		if (len > 0)
 			wb_buf_reserve(&r->body, (size_t)len);
@@ -497,9 +583,12 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct req *r = *con_cls;
 	if (!r)
 		return;
-	wb_buf_finish(&r->body);
-	free(r);
+	struct server *s = r->s;
+	pthread_mutex_lock(&s->wait_mu);
+	wait_unlink(s, r);
+	pthread_mutex_unlock(&s->wait_mu);
 	*con_cls = NULL;
+	req_unref(r);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -652,6 +741,8 @@ int wb_ingest_shopify_webhooks_main(const wb_config *cfg, int nargs,
 	struct server *s = &srv;
 	memset(s, 0, sizeof(*s));
 	s->max_body = (size_t)max_body;
+	s->ack_us = ack_ms * 1000;
+	pthread_mutex_init(&s->wait_mu, NULL);
 	const char *src = wb_config_get(cfg, "ingest.source");
 	s->source = src && *src ? src : SOURCE;
 	if (!load_secrets(s, cfg)) {
@@ -661,12 +752,19 @@ int wb_ingest_shopify_webhooks_main(const wb_config *cfg, int nargs,
 	wb_kafka_topic(cfg, "events", s->events_topic, sizeof(s->events_topic));
 	wb_kafka_topic(cfg, "dlq", s->dlq_topic, sizeof(s->dlq_topic));
 
-	/* Every record is reported within the ack timeout, acknowledged or
-	 * timed out, so every waiting webhook is answered in time. */
-	char timeout[32];
-	snprintf(timeout, sizeof(timeout), "%lld", (long long)ack_ms);
-	const char *overrides[] = {"message.timeout.ms", timeout, "linger.ms",
-				   "5", NULL};
+	/* A webhook is answered by its deadline (expire_waiting), whatever
+	 * librdkafka does: with the broker stopped, a record's own timeout was
+	 * reported up to 2.5 s after message.timeout.ms (its scan runs once a
+	 * second and an in-flight request waits for request.timeout.ms). The
+	 * records still time out around the deadline, so none lingers. */
+	char timeout[32], req_timeout[32];
+	long long msg_ms = ack_ms;
+	snprintf(timeout, sizeof(timeout), "%lld", msg_ms);
+	snprintf(req_timeout, sizeof(req_timeout), "%lld",
+		 msg_ms / 2 > 100 ? msg_ms / 2 : 100);
+	const char *overrides[] = {"message.timeout.ms", timeout,
+				   "request.timeout.ms", req_timeout,
+				   "linger.ms", "5", NULL};
 	wb_err err;
 	s->prod = wb_ingest_producer_create_ex(cfg, s->events_topic, overrides,
 					       &err, msg, sizeof(msg));
@@ -740,6 +838,7 @@ int wb_ingest_shopify_webhooks_main(const wb_config *cfg, int nargs,
 	int64_t next_stats = wb_mono_us() + STATS_EVERY_MS * 1000LL;
 	while (!(stop && *stop)) {
 		sleep_ms(100);
+		expire_waiting(s);
 		if (wb_mono_us() >= next_stats) {
 			log_stats(s, "stats");
 			next_stats += STATS_EVERY_MS * 1000LL;
