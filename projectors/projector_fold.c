@@ -1,13 +1,13 @@
 /*
  * projector_fold.c — the fold: one ledger entry + an order's view -> the
  * new view, and the presentation of a view (derived customer_status and
- * eligibility with reasons). Pure functions on jansson values: no I/O, no
- * clock (the caller passes now_ms), so `waybill as-of` and the projector
- * compute exactly the same answers.
+ * eligibility with reasons). Pure functions: no I/O, no clock (the caller
+ * passes now_ms), so `waybill as-of` and the projector compute exactly the
+ * same answers.
  *
  * The stored view keeps facts; everything derived (fulfillment status,
  * refunded totals, customer_status, eligibility, pending actions) is
- * computed by wb_order_present, so a rule change never needs a rebuild.
+ * computed at presentation, so a rule change never needs a rebuild.
  *
  * Ordering rule (design §6): every facet remembers the channel source_time
  * that last moved it (the view's private "_t" object, and updated_at of
@@ -17,548 +17,2055 @@
  * are monotone whatever their time: a cancellation is terminal, refunds
  * and fulfillments accumulate (by id), an action's outcome
  * (succeeded/failed/rejected) is never replaced by "requested".
+ *
+ * Representation (projector_internal.h): an entry is decoded from its Avro
+ * (or JSON) into a flat node tree where every node knows the compact JSON
+ * text it renders to; a view is a struct whose fields are strings,
+ * integers or the JSON text of payload values copied as they came, plus
+ * the parsed facts the rules read (line keys and quantities, money). The
+ * view's JSON (stored form and presentation) is written from the struct,
+ * key for key as the jansson implementation this replaced wrote it; its
+ * stored record is binary, merchant first. The jansson functions of
+ * wb_projector.h convert at their edges, so tests and `waybill as-of` run
+ * exactly this code.
  */
 #include "projector_internal.h"
+#include "wb_avro_internal.h"
 #include "wb_schema.h"
 
 #include <assert.h>
 #include <ctype.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- small JSON helpers ------------------------------------------------ */
+/* ---- output ------------------------------------------------------------ */
 
-static int64_t jint(json_t *o, const char *k, int64_t def)
+static inline void out_c(wb_buf *b, char c)
 {
-	json_t *v = json_object_get(o, k);
-	return json_is_integer(v) ? (int64_t)json_integer_value(v) : def;
+	if (b->len == b->cap)
+		wb_buf_reserve(b, 1);
+	b->data[b->len++] = (uint8_t)c;
 }
 
-static const char *jstr(json_t *o, const char *k)
+static inline void out_n(wb_buf *b, const void *p, size_t n)
 {
-	return json_string_value(json_object_get(o, k));
+	if (b->len + n > b->cap)
+		wb_buf_reserve(b, n);
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
 }
 
-static bool jnull(json_t *o, const char *k)
-{
-	json_t *v = json_object_get(o, k);
-	return !v || json_is_null(v);
-}
+#define OUT(b, lit) out_n((b), lit, sizeof(lit) - 1)
 
-/* x, or JSON null when absent: for json_pack's "O". */
-static json_t *nn(json_t *x)
-{
-	return x ? x : json_null();
-}
+/* ---- arenas -------------------------------------------------------------- */
 
-static bool streq(const char *a, const char *b)
-{
-	return a && b && strcmp(a, b) == 0;
-}
+struct wb_arena_chunk {
+	struct wb_arena_chunk *next;
+	size_t cap;
+	max_align_t data[];
+};
 
-/* Sets o[k] to a new reference of v (json_null() when v is NULL). */
-static void jset(json_t *o, const char *k, json_t *v)
-{
-	json_object_set(o, k, v ? v : json_null());
-}
+#define ARENA_CHUNK 8192
 
-static json_t *jobj(json_t *o, const char *k)
+void *wb_arena_alloc(struct wb_arena *a, size_t n)
 {
-	json_t *v = json_object_get(o, k);
-	if (!json_is_object(v)) {
-		v = json_object();
-		json_object_set_new(o, k, v);
+	n = (n + 15) & ~(size_t)15;
+	if (n > a->left) {
+		size_t min = a->chunk ? a->chunk : ARENA_CHUNK;
+		size_t cap = n > min ? n : min;
+		struct wb_arena_chunk *c = wb_xmalloc(sizeof(*c) + cap);
+		c->cap = cap;
+		/* the first chunk stays last in the list: reset keeps it */
+		if (a->chunks) {
+			c->next = a->chunks->next;
+			a->chunks->next = c;
+		} else {
+			c->next = NULL;
+			a->chunks = c;
+		}
+		a->p = (char *)c->data;
+		a->left = cap;
 	}
-	return v;
+	void *r = a->p;
+	a->p += n;
+	a->left -= n;
+	return r;
 }
 
-static json_t *jarr(json_t *o, const char *k)
+void wb_arena_reset(struct wb_arena *a)
 {
-	json_t *v = json_object_get(o, k);
-	if (!json_is_array(v)) {
-		v = json_array();
-		json_object_set_new(o, k, v);
+	if (!a->chunks)
+		return;
+	struct wb_arena_chunk *c = a->chunks->next;
+	while (c) {
+		struct wb_arena_chunk *n = c->next;
+		free(c);
+		c = n;
 	}
-	return v;
+	a->chunks->next = NULL;
+	a->p = (char *)a->chunks->data;
+	a->left = a->chunks->cap;
 }
 
-/* The element of array a whose field k equals id, or NULL. */
-static json_t *find_by(json_t *a, const char *k, const char *id)
+void wb_arena_finish(struct wb_arena *a)
 {
-	size_t i;
-	json_t *e;
-	json_array_foreach(a, i, e) if (streq(jstr(e, k), id)) return e;
+	wb_arena_reset(a);
+	free(a->chunks);
+	*a = (struct wb_arena){.chunk = a->chunk};
+}
+
+static char *arena_dup(struct wb_arena *a, const char *p, size_t n)
+{
+	char *d = wb_arena_alloc(a, n + 1);
+	memcpy(d, p, n);
+	d[n] = 0;
+	return d;
+}
+
+/* ---- values -------------------------------------------------------------- */
+
+/* A JSON value of a view: raw bytes of a string, JSON text of anything
+ * else that is not a scalar. ABSENT = the key is not there at all. */
+enum { V_ABSENT = 0, V_NULL, V_FALSE, V_TRUE, V_INT, V_STR, V_JSON };
+
+struct val {
+	const char *p;
+	uint32_t n;
+	uint8_t t;
+	int64_t i;
+};
+
+static const struct val VNULL = {NULL, 0, V_NULL, 0};
+
+static struct val vint(int64_t i)
+{
+	return (struct val){NULL, 0, V_INT, i};
+}
+
+/* A string with static storage (or storage that outlives the view). */
+static struct val vlit(const char *s)
+{
+	return (struct val){s, (uint32_t)strlen(s), V_STR, 0};
+}
+
+static bool v_null(const struct val *v)
+{
+	return v->t == V_NULL || v->t == V_ABSENT;
+}
+
+static bool v_is(const struct val *v, const char *s)
+{
+	size_t n = strlen(s);
+	return v->t == V_STR && v->n == n && memcmp(v->p, s, n) == 0;
+}
+
+static bool v_eq(const struct val *v, const char *s, size_t n)
+{
+	return v->t == V_STR && v->n == n && memcmp(v->p, s, n) == 0;
+}
+
+/* jint(): the integer, or def */
+static int64_t v_int(const struct val *v, int64_t def)
+{
+	return v->t == V_INT ? v->i : def;
+}
+
+static void put_val(wb_buf *b, const struct val *v)
+{
+	switch (v->t) {
+	case V_FALSE:
+		OUT(b, "false");
+		break;
+	case V_TRUE:
+		OUT(b, "true");
+		break;
+	case V_INT:
+		wb_json_put_int(b, v->i);
+		break;
+	case V_STR:
+		wb_json_put_str(b, v->p, v->n);
+		break;
+	case V_JSON:
+		out_n(b, v->p, v->n);
+		break;
+	default:
+		OUT(b, "null");
+	}
+}
+
+/* ---- entries as node trees ----------------------------------------------- */
+
+enum { J_NULL = V_NULL, J_FALSE = V_FALSE, J_TRUE = V_TRUE, J_INT = V_INT,
+       J_STR = V_STR, J_OBJ = 10, J_ARR, J_REAL };
+
+struct jn {
+	const char *key; /* in its object; NUL-terminated */
+	const char *s;   /* J_STR: raw bytes (not NUL-terminated) */
+	int64_t i;
+	uint32_t sn;
+	uint32_t off, len; /* compact JSON text in ev->text */
+	int32_t first, last, next;
+	uint32_t n; /* children */
+	uint8_t t;
+};
+
+struct wb_event {
+	struct jn *nodes;
+	size_t nn, cap;
+	wb_buf text;
+	int32_t root;
+};
+
+struct wb_event *wb_event_new(void)
+{
+	struct wb_event *ev = wb_xcalloc(1, sizeof(*ev));
+	wb_buf_init(&ev->text);
+	return ev;
+}
+
+void wb_event_free(struct wb_event *ev)
+{
+	if (!ev)
+		return;
+	free(ev->nodes);
+	wb_buf_finish(&ev->text);
+	free(ev);
+}
+
+static void ev_reset(struct wb_event *ev)
+{
+	ev->nn = 0;
+	wb_buf_reset(&ev->text);
+	ev->root = -1;
+}
+
+static int32_t node_new(struct wb_event *ev, uint8_t t, const char *key)
+{
+	if (ev->nn == ev->cap) {
+		ev->cap = ev->cap ? 2 * ev->cap : 64;
+		ev->nodes = wb_xrealloc(ev->nodes, ev->cap * sizeof(*ev->nodes));
+	}
+	int32_t i = (int32_t)ev->nn++;
+	ev->nodes[i] = (struct jn){.key = key, .t = t, .first = -1,
+				   .last = -1, .next = -1,
+				   .off = (uint32_t)ev->text.len};
+	return i;
+}
+
+static void node_link(struct wb_event *ev, int32_t parent, int32_t child)
+{
+	struct jn *p = &ev->nodes[parent];
+	if (p->last >= 0)
+		ev->nodes[p->last].next = child;
+	else
+		p->first = child;
+	p->last = child;
+	p->n++;
+}
+
+static void node_end(struct wb_event *ev, int32_t i)
+{
+	ev->nodes[i].len = (uint32_t)ev->text.len - ev->nodes[i].off;
+}
+
+static const struct jn *N(const struct wb_event *ev, int32_t i)
+{
+	return i >= 0 ? &ev->nodes[i] : NULL;
+}
+
+/* The member k of object node o, or NULL (json_object_get). */
+static const struct jn *child(const struct wb_event *ev, const struct jn *o,
+			      const char *k)
+{
+	if (!o || o->t != J_OBJ)
+		return NULL;
+	for (int32_t c = o->first; c >= 0; c = ev->nodes[c].next)
+		if (strcmp(ev->nodes[c].key, k) == 0)
+			return &ev->nodes[c];
 	return NULL;
 }
 
-/* Sets o[k] to the integer v, in place when o alone holds the value
- * (views are rewritten for every entry: this saves an allocation). */
-static void set_int(json_t *o, const char *k, int64_t v)
+/* The i-th element of array node a, or NULL (json_array_get). */
+static const struct jn *elem(const struct wb_event *ev, const struct jn *a,
+			     size_t i)
 {
-	json_t *x = json_object_get(o, k);
-	if (json_is_integer(x) && x->refcount == 1)
-		json_integer_set(x, v);
-	else
-		json_object_set_new(o, k, json_integer(v));
+	if (!a || a->t != J_ARR)
+		return NULL;
+	int32_t c = a->first;
+	for (; c >= 0 && i; i--)
+		c = ev->nodes[c].next;
+	return N(ev, c);
+}
+
+static size_t arr_size(const struct jn *a)
+{
+	return a && a->t == J_ARR ? a->n : 0;
+}
+
+static bool n_null(const struct jn *n)
+{
+	return !n || n->t == J_NULL;
+}
+
+static bool n_is(const struct jn *n, const char *s)
+{
+	size_t l = strlen(s);
+	return n && n->t == J_STR && n->sn == l && memcmp(n->s, s, l) == 0;
+}
+
+static int64_t n_int(const struct jn *n, int64_t def)
+{
+	return n && n->t == J_INT ? n->i : def;
+}
+
+static const char *ev_text(const struct wb_event *ev, const struct jn *n)
+{
+	return (const char *)ev->text.data + n->off;
+}
+
+/* -- from Avro -- */
+
+struct avdec {
+	struct wb_event *ev;
+	struct wb_avro_reader r;
+	char *msg;
+	size_t msglen;
+};
+
+static wb_err av_fail(struct avdec *d, const char *what)
+{
+	return wb_fail(d->msg, d->msglen, WB_EPARSE, "OrderEvent: %s", what);
+}
+
+static wb_err av_value(struct avdec *d, const struct wb_avro_node *n,
+		       const char *key, int32_t parent);
+
+static wb_err av_fields(struct avdec *d, const struct wb_avro_node *n,
+			int32_t obj, bool comma)
+{
+	for (size_t i = 0; i < n->n; i++) {
+		if (comma || i)
+			out_c(&d->ev->text, ',');
+		wb_json_put_str(&d->ev->text, n->names[i], strlen(n->names[i]));
+		out_c(&d->ev->text, ':');
+		wb_err rc = av_value(d, n->sub[i], n->names[i], obj);
+		if (rc)
+			return rc;
+	}
+	return WB_OK;
+}
+
+static wb_err av_value(struct avdec *d, const struct wb_avro_node *n,
+		       const char *key, int32_t parent)
+{
+	struct wb_event *ev = d->ev;
+	struct wb_avro_reader *r = &d->r;
+	int64_t v;
+	int32_t me;
+	switch (n->kind) {
+	case WB_K_UNION:
+		if (!wb_avro_get_long(r, &v) || v < 0 || (uint64_t)v >= n->n)
+			return av_fail(d, "bad union branch");
+		return av_value(d, n->sub[v], key, parent);
+	case WB_K_NULL:
+		me = node_new(ev, J_NULL, key);
+		OUT(&ev->text, "null");
+		break;
+	case WB_K_BOOLEAN:
+		if (r->p >= r->end || *r->p > 1)
+			return av_fail(d, "bad boolean");
+		me = node_new(ev, *r->p ? J_TRUE : J_FALSE, key);
+		if (*r->p++)
+			OUT(&ev->text, "true");
+		else
+			OUT(&ev->text, "false");
+		break;
+	case WB_K_INT:
+	case WB_K_LONG:
+		if (!wb_avro_get_long(r, &v) ||
+		    (n->kind == WB_K_INT && (v < INT32_MIN || v > INT32_MAX)))
+			return av_fail(d, "bad integer");
+		me = node_new(ev, J_INT, key);
+		ev->nodes[me].i = v;
+		wb_json_put_int(&ev->text, v);
+		break;
+	case WB_K_FLOAT:
+	case WB_K_DOUBLE: {
+		size_t w = n->kind == WB_K_FLOAT ? 4 : 8;
+		if ((size_t)(r->end - r->p) < w)
+			return av_fail(d, "truncated");
+		double x;
+		if (w == 4) {
+			float f;
+			memcpy(&f, r->p, 4);
+			x = f;
+		} else {
+			memcpy(&x, r->p, 8);
+		}
+		r->p += w;
+		if (!isfinite(x))
+			return av_fail(d, "non-finite number");
+		me = node_new(ev, J_REAL, key);
+		char tmp[40];
+		int k = snprintf(tmp, sizeof(tmp), "%.17g", x);
+		out_n(&ev->text, tmp, (size_t)k);
+		if (!strpbrk(tmp, ".eEni"))
+			OUT(&ev->text, ".0");
+		break;
+	}
+	case WB_K_STRING: {
+		const uint8_t *p;
+		size_t len;
+		if (!wb_avro_get_bytes(r, &p, &len) || len > UINT32_MAX)
+			return av_fail(d, "truncated string");
+		if (!wb_utf8_valid(p, len) || memchr(p, 0, len))
+			return av_fail(d, "string is not valid UTF-8 "
+					  "without NUL");
+		me = node_new(ev, J_STR, key);
+		ev->nodes[me].s = (const char *)p;
+		ev->nodes[me].sn = (uint32_t)len;
+		wb_json_put_str(&ev->text, (const char *)p, len);
+		break;
+	}
+	case WB_K_ENUM:
+		if (!wb_avro_get_long(r, &v) || v < 0 || (uint64_t)v >= n->n)
+			return av_fail(d, "bad enum index");
+		me = node_new(ev, J_STR, key);
+		ev->nodes[me].s = n->names[v];
+		ev->nodes[me].sn = (uint32_t)strlen(n->names[v]);
+		wb_json_put_str(&ev->text, n->names[v], ev->nodes[me].sn);
+		break;
+	case WB_K_RECORD: {
+		me = node_new(ev, J_OBJ, key);
+		out_c(&ev->text, '{');
+		wb_err rc = av_fields(d, n, me, false);
+		if (rc)
+			return rc;
+		out_c(&ev->text, '}');
+		break;
+	}
+	case WB_K_ARRAY: {
+		me = node_new(ev, J_ARR, key);
+		out_c(&ev->text, '[');
+		size_t idx = 0;
+		for (;;) {
+			int64_t cnt;
+			if (!wb_avro_get_long(r, &cnt))
+				return av_fail(d, "truncated array");
+			if (cnt == 0)
+				break;
+			if (cnt < 0) {
+				int64_t bytes;
+				if (cnt == INT64_MIN ||
+				    !wb_avro_get_long(r, &bytes) || bytes < 0)
+					return av_fail(d, "bad array block");
+				cnt = -cnt;
+			}
+			size_t left = (size_t)(r->end - r->p);
+			size_t cap = n->items->min_size
+					     ? left / n->items->min_size
+					     : (1u << 20);
+			if ((uint64_t)cnt > cap)
+				return av_fail(d, "array block too long");
+			for (int64_t k = 0; k < cnt; k++, idx++) {
+				if (idx)
+					out_c(&ev->text, ',');
+				wb_err rc = av_value(d, n->items, NULL, me);
+				if (rc)
+					return rc;
+			}
+		}
+		out_c(&ev->text, ']');
+		break;
+	}
+	default:
+		/* bytes, fixed and maps are not in OrderEvent */
+		return av_fail(d, "a type the projector does not read");
+	}
+	node_end(ev, me);
+	if (parent >= 0)
+		node_link(ev, parent, me);
+	return WB_OK;
+}
+
+static void ev_int_member(struct wb_event *ev, int32_t obj, const char *k,
+			  int64_t v)
+{
+	int32_t me = node_new(ev, J_INT, k);
+	ev->nodes[me].i = v;
+	wb_json_put_int(&ev->text, v);
+	node_end(ev, me);
+	node_link(ev, obj, me);
+}
+
+wb_err wb_event_from_entry(struct wb_event *ev, const struct wb_entry *e,
+			   char *msg, size_t msglen)
+{
+	ev_reset(ev);
+	ev->root = node_new(ev, J_OBJ, NULL);
+	ev_int_member(ev, ev->root, "partition", e->partition);
+	ev_int_member(ev, ev->root, "seq", e->seq);
+	ev_int_member(ev, ev->root, "version", e->version);
+	ev_int_member(ev, ev->root, "recorded_at", e->recorded_at);
+	struct avdec d = {ev, {e->event, e->event + e->event_len, true}, msg,
+			  msglen};
+	const struct wb_avro_node *root = wb_avro_root(WB_SCHEMA_ORDER_EVENT);
+	wb_err rc = av_fields(&d, root, ev->root, true);
+	if (!rc && d.r.p != d.r.end)
+		rc = av_fail(&d, "trailing bytes");
+	if (rc)
+		ev_reset(ev);
+	return rc;
+}
+
+/* -- from jansson (what wb_json_write writes, with spans) -- */
+
+static void js_value(struct wb_event *ev, json_t *j, const char *key,
+		     int32_t parent)
+{
+	int32_t me;
+	switch (json_typeof(j)) {
+	case JSON_OBJECT: {
+		me = node_new(ev, J_OBJ, key);
+		out_c(&ev->text, '{');
+		const char *k;
+		json_t *x;
+		bool first = true;
+		json_object_foreach(j, k, x) {
+			if (!first)
+				out_c(&ev->text, ',');
+			first = false;
+			wb_json_put_str(&ev->text, k, strlen(k));
+			out_c(&ev->text, ':');
+			js_value(ev, x, k, me);
+		}
+		out_c(&ev->text, '}');
+		break;
+	}
+	case JSON_ARRAY: {
+		me = node_new(ev, J_ARR, key);
+		out_c(&ev->text, '[');
+		size_t i;
+		json_t *x;
+		json_array_foreach(j, i, x) {
+			if (i)
+				out_c(&ev->text, ',');
+			js_value(ev, x, NULL, me);
+		}
+		out_c(&ev->text, ']');
+		break;
+	}
+	case JSON_STRING:
+		me = node_new(ev, J_STR, key);
+		ev->nodes[me].s = json_string_value(j);
+		ev->nodes[me].sn = (uint32_t)json_string_length(j);
+		wb_json_put_str(&ev->text, json_string_value(j),
+				json_string_length(j));
+		break;
+	case JSON_INTEGER:
+		me = node_new(ev, J_INT, key);
+		ev->nodes[me].i = json_integer_value(j);
+		wb_json_put_int(&ev->text, json_integer_value(j));
+		break;
+	case JSON_REAL:
+		me = node_new(ev, J_REAL, key);
+		wb_json_write(&ev->text, j);
+		break;
+	case JSON_TRUE:
+		me = node_new(ev, J_TRUE, key);
+		OUT(&ev->text, "true");
+		break;
+	case JSON_FALSE:
+		me = node_new(ev, J_FALSE, key);
+		OUT(&ev->text, "false");
+		break;
+	default:
+		me = node_new(ev, J_NULL, key);
+		OUT(&ev->text, "null");
+	}
+	node_end(ev, me);
+	if (parent >= 0)
+		node_link(ev, parent, me);
+}
+
+void wb_event_from_json(struct wb_event *ev, json_t *entry)
+{
+	ev_reset(ev);
+	js_value(ev, entry, NULL, -1);
+	ev->root = 0;
+}
+
+const char *wb_event_str(const struct wb_event *ev, const char *key,
+			 size_t *n)
+{
+	const struct jn *x = child(ev, N(ev, ev->root), key);
+	if (!x || x->t != J_STR)
+		return NULL;
+	if (n)
+		*n = x->sn;
+	return x->s;
+}
+
+int64_t wb_event_int(const struct wb_event *ev, const char *key, int64_t def)
+{
+	return n_int(child(ev, N(ev, ev->root), key), def);
+}
+
+/* ---- the view ------------------------------------------------------------ */
+
+/* An element of a list of line items (LineItem or ItemQuantity): its key
+ * (line_id, else sku), quantity and, for the view's own lines, where its
+ * text sits inside the list's text. */
+struct item {
+	const char *key;
+	uint32_t kn;
+	bool has_key, obj;
+	int64_t qty;
+	uint32_t off, len;
+};
+
+struct items {
+	bool arr; /* the value is an array */
+	uint32_t n;
+	struct item *v;
+};
+
+/* What the rules read of a Money value. */
+struct money {
+	bool obj, has_cur;
+	int64_t amount; /* 0 unless an integer */
+	const char *cur;
+	uint32_t curn;
+};
+
+struct ful {
+	struct val id, created_at, lines, carrier, tracking_numbers;
+	struct items items;
+};
+
+struct ship {
+	struct val tracking_number, fulfillment_id, carrier, tracking_url,
+		status, last_event, estimated_delivery, delivered_at,
+		updated_at;
+};
+
+struct refund {
+	struct val id, amount, lines, restock, reason, issued_at;
+	struct money money;
+	struct items items;
+};
+
+enum { AT_REQUESTED, AT_APPROVED, AT_DECLINED, AT_RECEIVED, AT_CLOSED, AT_N };
+static const char *const return_steps[AT_N] = {
+	"requested", "approved", "declined", "received", "closed"};
+
+struct ret {
+	struct val id, status, lines, reason, decline_reason, at[AT_N],
+		updated_at;
+	uint32_t nlines;
+};
+
+struct action {
+	struct val id, kind, status, parameters, requester, idempotency_key,
+		reason, channel_ref, requested_at, updated_at, attempts;
+};
+
+enum facet {
+	F_NAME, F_EMAIL, F_PHONE, F_NOTE, F_LINES, F_TOTALS, F_ADDRESS,
+	F_PLACED, F_ORDER, F_PAYMENT, F_FULFILLMENT, F_SNAPSHOT, F_COUNT
+};
+static const char *const facet_names[F_COUNT] = {
+	"name", "email", "phone", "note", "lines", "totals", "address",
+	"placed", "order", "payment", "fulfillment", "snapshot"};
+
+#define ARRAY(T, name) \
+	struct T *name;  \
+	uint32_t n_##name, cap_##name
+
+struct wb_order {
+	bool exists;
+	struct val order_id, merchant, channel, channel_order_id, name, email,
+		phone, note, currency, placed_at, totals, shipping_address,
+		snapshot, lines;
+	struct items line_items;
+	struct money total;  /* totals.total */
+	struct val snap_fstatus; /* snapshot.fulfillment_status */
+	struct val o_status, cancel_reason, cancel_note, cancelled_at,
+		o_updated_at;
+	struct val p_status, amount_paid, p_updated_at;
+	ARRAY(ful, fuls);
+	ARRAY(ship, ships);
+	ARRAY(refund, refunds);
+	ARRAY(ret, rets);
+	ARRAY(action, actions);
+	uint8_t nt, tord[F_COUNT];
+	bool tset[F_COUNT];
+	int64_t tv[F_COUNT];
+	struct val version, partition, seq, recorded_at, updated_at;
+	/* memory */
+	struct wb_arena mem; /* what a load decoded */
+	uint8_t *rec;        /* owned record, or NULL */
+};
+
+struct wb_order *wb_order_new(void)
+{
+	struct wb_order *o = wb_xcalloc(1, sizeof(struct wb_order));
+	o->mem.chunk = 1024; /* what a load decodes of a typical view */
+	return o;
+}
+
+static void order_clear(struct wb_order *o)
+{
+	struct wb_arena mem = o->mem;
+	free(o->rec);
+	memset(o, 0, sizeof(*o));
+	wb_arena_reset(&mem);
+	o->mem = mem;
+}
+
+void wb_order_free(struct wb_order *o)
+{
+	if (!o)
+		return;
+	free(o->rec);
+	wb_arena_finish(&o->mem);
+	free(o);
+}
+
+bool wb_order_exists(const struct wb_order *o)
+{
+	return o->exists;
+}
+
+int64_t wb_order_version(const struct wb_order *o)
+{
+	return v_int(&o->version, 0);
+}
+
+const char *wb_order_merchant(const struct wb_order *o, size_t *n)
+{
+	*n = o->merchant.n;
+	return o->merchant.t == V_STR ? o->merchant.p : NULL;
+}
+
+const char *wb_order_id(const struct wb_order *o, size_t *n)
+{
+	*n = o->order_id.n;
+	return o->order_id.t == V_STR ? o->order_id.p : NULL;
+}
+
+/* Appends an element to one of the view's arrays (growing it in a). */
+#define PUSH(o, name, a)                                                     \
+	(((o)->n_##name == (o)->cap_##name                                   \
+		  ? (void)((o)->name = grow((a), (o)->name, (o)->n_##name,    \
+					    &(o)->cap_##name,               \
+					    sizeof(*(o)->name)))             \
+		  : (void)0),                                                \
+	 &(o)->name[(o)->n_##name++])
+
+static void *grow(struct wb_arena *a, void *old, uint32_t n, uint32_t *cap,
+		  size_t size)
+{
+	*cap = *cap ? 2 * *cap : 4;
+	void *p = wb_arena_alloc(a, *cap * size);
+	if (n)
+		memcpy(p, old, n * size);
+	return p;
+}
+
+/* ---- folding ------------------------------------------------------------- */
+
+struct fold {
+	struct wb_order *o;
+	const struct wb_event *ev;
+	const struct jn *root, *p; /* entry, payload */
+	struct wb_arena *a;
+	int64_t t;    /* the event's source_time */
+	bool applied; /* some facet moved */
+};
+
+static const struct jn *P(const struct fold *c, const char *k)
+{
+	return child(c->ev, c->p, k);
+}
+
+/* The value of node x (NULL: JSON null), copied into the arena. */
+static struct val vnode(const struct fold *c, const struct jn *x)
+{
+	if (!x)
+		return VNULL;
+	switch (x->t) {
+	case J_NULL:
+	case J_FALSE:
+	case J_TRUE:
+		return (struct val){NULL, 0, x->t, 0};
+	case J_INT:
+		return vint(x->i);
+	case J_STR:
+		return (struct val){arena_dup(c->a, x->s, x->sn), x->sn, V_STR,
+				    0};
+	default:
+		return (struct val){arena_dup(c->a, ev_text(c->ev, x), x->len),
+				    x->len, V_JSON, 0};
+	}
+}
+
+static struct val vstrn(struct wb_arena *a, const char *s, size_t n)
+{
+	return (struct val){arena_dup(a, s, n), (uint32_t)n, V_STR, 0};
+}
+
+static void items_of(const struct fold *c, const struct jn *x,
+		     struct items *it)
+{
+	*it = (struct items){0};
+	if (!x || x->t != J_ARR)
+		return;
+	it->arr = true;
+	it->n = x->n;
+	it->v = it->n ? wb_arena_alloc(c->a, it->n * sizeof(*it->v)) : NULL;
+	uint32_t i = 0;
+	for (int32_t k = x->first; k >= 0; k = c->ev->nodes[k].next, i++) {
+		const struct jn *e = &c->ev->nodes[k];
+		struct item *m = &it->v[i];
+		*m = (struct item){.obj = e->t == J_OBJ,
+				   .off = e->off - x->off, .len = e->len};
+		const struct jn *key = child(c->ev, e, "line_id");
+		if (!key || key->t != J_STR)
+			key = child(c->ev, e, "sku");
+		if (key && key->t == J_STR) {
+			m->has_key = true;
+			m->key = arena_dup(c->a, key->s, key->sn);
+			m->kn = key->sn;
+		}
+		m->qty = n_int(child(c->ev, e, "quantity"), 0);
+	}
+}
+
+static struct money money_of(const struct fold *c, const struct jn *x)
+{
+	struct money m = {0};
+	if (!x || x->t != J_OBJ)
+		return m;
+	m.obj = true;
+	m.amount = n_int(child(c->ev, x, "amount"), 0);
+	const struct jn *cur = child(c->ev, x, "currency");
+	if (cur && cur->t == J_STR) {
+		m.has_cur = true;
+		m.cur = arena_dup(c->a, cur->s, cur->sn);
+		m.curn = cur->sn;
+	}
+	return m;
+}
+
+static void set_totals(struct fold *c, const struct jn *x)
+{
+	c->o->totals = vnode(c, x);
+	c->o->total = money_of(c, child(c->ev, x, "total"));
+}
+
+static void set_snapshot(struct fold *c, const struct jn *x)
+{
+	c->o->snapshot = vnode(c, x);
+	const struct jn *fs = child(c->ev, x, "fulfillment_status");
+	c->o->snap_fstatus = fs && fs->t == J_STR ? vnode(c, fs) : VNULL;
+}
+
+static void set_lines(struct fold *c, const struct jn *x)
+{
+	c->o->lines = vnode(c, x);
+	items_of(c, x, &c->o->line_items);
 }
 
 /* Facet clock: true (and the facet's time set to t) when an event at
  * source time t may move facet; false when the facet is already newer. */
-static bool advance(json_t *view, const char *facet, int64_t t)
+static bool advance(struct wb_order *o, enum facet f, int64_t t)
 {
-	json_t *ts = jobj(view, "_t");
-	json_t *cur = json_object_get(ts, facet);
-	if (cur && json_integer_value(cur) > t)
+	if (o->tset[f] && o->tv[f] > t)
 		return false;
-	set_int(ts, facet, t);
+	if (!o->tset[f]) {
+		o->tset[f] = true;
+		o->tord[o->nt++] = (uint8_t)f;
+	}
+	o->tv[f] = t;
 	return true;
 }
 
-/* ---- the view skeleton ------------------------------------------------- */
-
-static json_t *new_view(json_t *entry)
+/* Copies payload field k into *dst if it is not null and its facet
+ * accepts time t. */
+static bool field(struct fold *c, const char *k, struct val *dst,
+		  enum facet f)
 {
-	const char *oid = jstr(entry, "order_id");
-	const char *colon = oid ? strchr(oid, ':') : NULL;
-	json_t *v = json_object();
-	jset(v, "order_id", json_object_get(entry, "order_id"));
-	jset(v, "merchant", json_object_get(entry, "merchant"));
-	jset(v, "channel", json_object_get(entry, "channel"));
-	json_object_set_new(v, "channel_order_id",
-			    colon ? json_string(colon + 1) : json_null());
-	static const char *const nulls[] = {
-		"name", "email", "phone", "note", "currency", "placed_at",
-		"totals", "shipping_address", "snapshot", NULL};
-	for (const char *const *k = nulls; *k; k++)
-		json_object_set_new(v, *k, json_null());
-	json_object_set_new(v, "lines", json_array());
-	json_object_set_new(v, "order",
-			    json_pack("{s:n,s:n,s:n,s:n,s:n}", "status",
-				      "cancel_reason", "cancel_note",
-				      "cancelled_at", "updated_at"));
-	json_object_set_new(v, "payment",
-			    json_pack("{s:n,s:n,s:n}", "status", "amount_paid",
-				      "updated_at"));
-	json_object_set_new(v, "fulfillments", json_array());
-	json_object_set_new(v, "shipments", json_array());
-	json_object_set_new(v, "refunds", json_array());
-	json_object_set_new(v, "returns", json_array());
-	json_object_set_new(v, "actions", json_array());
-	json_object_set_new(v, "_t", json_object());
-	return v;
+	const struct jn *x = P(c, k);
+	if (n_null(x) || !advance(c->o, f, c->t))
+		return false;
+	if (dst)
+		*dst = vnode(c, x);
+	c->applied = true;
+	return true;
 }
 
-/* ---- per event type ---------------------------------------------------- */
-
-struct fold_ctx {
-	json_t *view, *entry, *p; /* p = payload */
-	int64_t t;                /* the event's source_time */
-	bool applied;             /* some facet moved */
-};
-
-/* Copies payload field k into the view (as vk) if it is not null and its
- * facet accepts time t. */
-static void field(struct fold_ctx *c, const char *k, const char *vk,
-		  const char *facet)
+static void field_lines(struct fold *c)
 {
-	if (jnull(c->p, k))
-		return;
-	if (advance(c->view, facet, c->t)) {
-		jset(c->view, vk, json_object_get(c->p, k));
-		c->applied = true;
-	}
+	if (field(c, "lines", NULL, F_LINES))
+		set_lines(c, P(c, "lines"));
 }
 
-static void order_open(struct fold_ctx *c)
+static void field_totals(struct fold *c)
 {
-	json_t *o = jobj(c->view, "order");
-	if (streq(jstr(o, "status"), "cancelled"))
+	if (field(c, "totals", NULL, F_TOTALS))
+		set_totals(c, P(c, "totals"));
+}
+
+static void new_view(struct fold *c)
+{
+	struct wb_order *o = c->o;
+	const struct jn *oid = child(c->ev, c->root, "order_id");
+	o->exists = true;
+	o->order_id = vnode(c, oid);
+	o->merchant = vnode(c, child(c->ev, c->root, "merchant"));
+	o->channel = vnode(c, child(c->ev, c->root, "channel"));
+	const char *colon = memchr(oid->s, ':', oid->sn);
+	o->channel_order_id =
+		colon ? vstrn(c->a, colon + 1,
+			      oid->sn - (size_t)(colon + 1 - oid->s))
+		      : VNULL;
+	o->name = o->email = o->phone = o->note = o->currency = VNULL;
+	o->placed_at = o->totals = o->shipping_address = o->snapshot = VNULL;
+	o->snap_fstatus = VNULL;
+	o->lines = (struct val){"[]", 2, V_JSON, 0};
+	o->line_items = (struct items){.arr = true};
+	o->o_status = o->cancel_reason = o->cancel_note = VNULL;
+	o->cancelled_at = o->o_updated_at = VNULL;
+	o->p_status = o->amount_paid = o->p_updated_at = VNULL;
+}
+
+static void order_open(struct fold *c)
+{
+	struct wb_order *o = c->o;
+	if (v_is(&o->o_status, "cancelled"))
 		return; /* terminal */
-	if (!advance(c->view, "order", c->t))
+	if (!advance(o, F_ORDER, c->t))
 		return;
-	json_object_set_new(o, "status", json_string("open"));
-	set_int(o, "updated_at", c->t);
+	o->o_status = vlit("open");
+	o->o_updated_at = vint(c->t);
 	c->applied = true;
 }
 
-static void order_cancel(struct fold_ctx *c, json_t *reason, json_t *note,
-			 int64_t at)
+static void order_cancel(struct fold *c, const struct jn *reason,
+			 const struct jn *note, int64_t at)
 {
-	json_t *o = jobj(c->view, "order");
-	if (streq(jstr(o, "status"), "cancelled"))
+	struct wb_order *o = c->o;
+	if (v_is(&o->o_status, "cancelled"))
 		return; /* the first cancellation stands */
-	advance(c->view, "order", c->t);
-	json_object_set_new(o, "status", json_string("cancelled"));
-	jset(o, "cancel_reason", reason);
-	jset(o, "cancel_note", note);
-	set_int(o, "cancelled_at", at);
-	set_int(o, "updated_at", c->t);
+	advance(o, F_ORDER, c->t);
+	o->o_status = vlit("cancelled");
+	o->cancel_reason = vnode(c, reason);
+	o->cancel_note = vnode(c, note);
+	o->cancelled_at = vint(at);
+	o->o_updated_at = vint(c->t);
 	c->applied = true;
 }
 
-static void on_placed(struct fold_ctx *c)
+static void on_placed(struct fold *c)
 {
-	field(c, "name", "name", "name");
-	field(c, "email", "email", "email");
-	field(c, "phone", "phone", "phone");
-	field(c, "lines", "lines", "lines");
-	field(c, "totals", "totals", "totals");
-	field(c, "shipping_address", "shipping_address", "address");
-	if (advance(c->view, "placed", c->t)) {
-		jset(c->view, "currency", json_object_get(c->p, "currency"));
-		jset(c->view, "placed_at", json_object_get(c->p, "placed_at"));
+	struct wb_order *o = c->o;
+	field(c, "name", &o->name, F_NAME);
+	field(c, "email", &o->email, F_EMAIL);
+	field(c, "phone", &o->phone, F_PHONE);
+	field_lines(c);
+	field_totals(c);
+	field(c, "shipping_address", &o->shipping_address, F_ADDRESS);
+	if (advance(o, F_PLACED, c->t)) {
+		o->currency = vnode(c, P(c, "currency"));
+		o->placed_at = vnode(c, P(c, "placed_at"));
 		c->applied = true;
 	}
 	order_open(c);
 }
 
-static void on_updated(struct fold_ctx *c)
+static void on_updated(struct fold *c)
 {
-	field(c, "email", "email", "email");
-	field(c, "phone", "phone", "phone");
-	field(c, "note", "note", "note");
-	field(c, "lines", "lines", "lines");
-	field(c, "totals", "totals", "totals");
+	struct wb_order *o = c->o;
+	field(c, "email", &o->email, F_EMAIL);
+	field(c, "phone", &o->phone, F_PHONE);
+	field(c, "note", &o->note, F_NOTE);
+	field_lines(c);
+	field_totals(c);
 }
 
-static void on_payment(struct fold_ctx *c)
+static void on_payment(struct fold *c)
 {
-	if (!advance(c->view, "payment", c->t))
+	struct wb_order *o = c->o;
+	if (!advance(o, F_PAYMENT, c->t))
 		return;
-	json_t *pay = jobj(c->view, "payment");
-	jset(pay, "status", json_object_get(c->p, "status"));
-	if (!jnull(c->p, "amount_paid"))
-		jset(pay, "amount_paid", json_object_get(c->p, "amount_paid"));
-	set_int(pay, "updated_at", c->t);
+	o->p_status = vnode(c, P(c, "status"));
+	if (!n_null(P(c, "amount_paid")))
+		o->amount_paid = vnode(c, P(c, "amount_paid"));
+	o->p_updated_at = vint(c->t);
 	c->applied = true;
 }
 
-static void on_address(struct fold_ctx *c)
+static void on_address(struct fold *c)
 {
-	field(c, "address", "shipping_address", "address");
+	field(c, "address", &c->o->shipping_address, F_ADDRESS);
 }
 
-static void on_cancelled(struct fold_ctx *c)
+static void on_cancelled(struct fold *c)
 {
-	order_cancel(c, json_object_get(c->p, "reason"),
-		     json_object_get(c->p, "note"),
-		     jint(c->p, "cancelled_at", c->t));
+	order_cancel(c, P(c, "reason"), P(c, "note"),
+		     n_int(P(c, "cancelled_at"), c->t));
 }
 
-/* The shipment of tracking number tn, created (no status yet) if new. */
-static json_t *shipment(struct fold_ctx *c, const char *tn)
+/* The shipment of tracking number tn (a string node, else ""), created
+ * (no status yet) if new. */
+static struct ship *shipment(struct fold *c, const struct jn *tn)
 {
-	json_t *ships = jarr(c->view, "shipments");
-	if (!tn)
-		tn = "";
-	json_t *s = find_by(ships, "tracking_number", tn);
-	if (s)
-		return s;
-	s = json_pack("{s:s,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}",
-		      "tracking_number", tn, "fulfillment_id", "carrier",
-		      "tracking_url", "status", "last_event",
-		      "estimated_delivery", "delivered_at", "updated_at");
-	json_array_append_new(ships, s);
+	struct wb_order *o = c->o;
+	const char *s = tn && tn->t == J_STR ? tn->s : "";
+	size_t n = tn && tn->t == J_STR ? tn->sn : 0;
+	for (uint32_t i = 0; i < o->n_ships; i++)
+		if (v_eq(&o->ships[i].tracking_number, s, n))
+			return &o->ships[i];
+	struct ship *sh = PUSH(o, ships, c->a);
+	*sh = (struct ship){.tracking_number = vstrn(c->a, s, n)};
+	sh->fulfillment_id = sh->carrier = sh->tracking_url = sh->status =
+		sh->last_event = sh->estimated_delivery = sh->delivered_at =
+			sh->updated_at = VNULL;
 	c->applied = true;
-	return s;
+	return sh;
 }
 
-/* Identity fields of a shipment are filled once, never overwritten by a
- * later event with another opinion. */
-static void fill(json_t *o, const char *k, json_t *v)
+/* Identity fields are filled once, never overwritten by a later event with
+ * another opinion. */
+static void fill(const struct fold *c, struct val *dst, const struct jn *x)
 {
-	if (v && !json_is_null(v) && jnull(o, k))
-		jset(o, k, v);
+	if (!n_null(x) && v_null(dst))
+		*dst = vnode(c, x);
 }
 
-static void on_fulfillment(struct fold_ctx *c)
+static const char *id_of(const struct jn *x, size_t *n)
 {
-	const char *fid = jstr(c->p, "fulfillment_id");
-	if (!fid)
-		fid = "";
-	json_t *fs = jarr(c->view, "fulfillments");
-	json_t *f = find_by(fs, "fulfillment_id", fid);
+	if (x && x->t == J_STR) {
+		*n = x->sn;
+		return x->s;
+	}
+	*n = 0;
+	return "";
+}
+
+static void on_fulfillment(struct fold *c)
+{
+	struct wb_order *o = c->o;
+	size_t fn;
+	const char *fid = id_of(P(c, "fulfillment_id"), &fn);
+	struct ful *f = NULL;
+	for (uint32_t i = 0; i < o->n_fuls && !f; i++)
+		if (v_eq(&o->fuls[i].id, fid, fn))
+			f = &o->fuls[i];
 	if (!f) {
-		f = json_object();
-		json_array_append_new(fs, f);
-		json_object_set_new(f, "fulfillment_id", json_string(fid));
-		set_int(f, "created_at", c->t);
+		f = PUSH(o, fuls, c->a);
+		*f = (struct ful){.id = vstrn(c->a, fid, fn),
+				  .created_at = vint(c->t)};
 	}
-	jset(f, "lines", json_object_get(c->p, "lines"));
-	jset(f, "carrier", json_object_get(c->p, "carrier"));
-	jset(f, "tracking_numbers", json_object_get(c->p, "tracking_numbers"));
+	f->lines = vnode(c, P(c, "lines"));
+	items_of(c, P(c, "lines"), &f->items);
+	f->carrier = vnode(c, P(c, "carrier"));
+	f->tracking_numbers = vnode(c, P(c, "tracking_numbers"));
 	c->applied = true;
-	json_t *tns = json_object_get(c->p, "tracking_numbers");
-	json_t *urls = json_object_get(c->p, "tracking_urls");
-	size_t i;
-	json_t *tn;
-	json_array_foreach(tns, i, tn) {
-		json_t *s = shipment(c, json_string_value(tn));
-		fill(s, "fulfillment_id", json_object_get(c->p, "fulfillment_id"));
-		fill(s, "carrier", json_object_get(c->p, "carrier"));
-		fill(s, "tracking_url", json_array_get(urls, i));
+	const struct jn *tns = P(c, "tracking_numbers");
+	const struct jn *urls = P(c, "tracking_urls");
+	if (tns && tns->t == J_ARR) {
+		size_t i = 0;
+		for (int32_t k = tns->first; k >= 0;
+		     k = c->ev->nodes[k].next, i++) {
+			struct ship *s = shipment(c, &c->ev->nodes[k]);
+			fill(c, &s->fulfillment_id, P(c, "fulfillment_id"));
+			fill(c, &s->carrier, P(c, "carrier"));
+			fill(c, &s->tracking_url, elem(c->ev, urls, i));
+		}
 	}
-	advance(c->view, "fulfillment", c->t);
+	advance(o, F_FULFILLMENT, c->t);
 }
 
-static void on_shipment(struct fold_ctx *c)
+static void on_shipment(struct fold *c)
 {
-	json_t *s = shipment(c, jstr(c->p, "tracking_number"));
-	fill(s, "fulfillment_id", json_object_get(c->p, "fulfillment_id"));
-	fill(s, "carrier", json_object_get(c->p, "carrier"));
-	if (jint(s, "updated_at", INT64_MIN) > c->t)
+	struct ship *s = shipment(c, P(c, "tracking_number"));
+	fill(c, &s->fulfillment_id, P(c, "fulfillment_id"));
+	fill(c, &s->carrier, P(c, "carrier"));
+	if (v_int(&s->updated_at, INT64_MIN) > c->t)
 		return; /* late carrier news: timeline only */
-	json_t *st = json_object_get(c->p, "status");
-	jset(s, "status", st);
-	json_object_set_new(
-		s, "last_event",
-		json_pack("{s:O,s:O,s:O,s:I}", "status", nn(st),
-			  "carrier_time",
-			  nn(json_object_get(c->p, "carrier_time")),
-			  "location", nn(json_object_get(c->p, "location")),
-			  "source_time", (json_int_t)c->t));
-	if (!jnull(c->p, "estimated_delivery"))
-		jset(s, "estimated_delivery",
-		     json_object_get(c->p, "estimated_delivery"));
-	if (streq(json_string_value(st), "delivered"))
-		json_object_set_new(s, "delivered_at",
-				    json_integer(jint(c->p, "carrier_time",
-						      c->t)));
-	set_int(s, "updated_at", c->t);
+	const struct jn *st = P(c, "status");
+	s->status = vnode(c, st);
+	wb_buf le;
+	wb_buf_init(&le);
+	struct val v;
+	OUT(&le, "{\"status\":");
+	v = vnode(c, st);
+	put_val(&le, &v);
+	OUT(&le, ",\"carrier_time\":");
+	v = vnode(c, P(c, "carrier_time"));
+	put_val(&le, &v);
+	OUT(&le, ",\"location\":");
+	v = vnode(c, P(c, "location"));
+	put_val(&le, &v);
+	OUT(&le, ",\"source_time\":");
+	wb_json_put_int(&le, c->t);
+	out_c(&le, '}');
+	s->last_event = (struct val){arena_dup(c->a, (char *)le.data, le.len),
+				     (uint32_t)le.len, V_JSON, 0};
+	wb_buf_finish(&le);
+	if (!n_null(P(c, "estimated_delivery")))
+		s->estimated_delivery = vnode(c, P(c, "estimated_delivery"));
+	if (n_is(st, "delivered"))
+		s->delivered_at = vint(n_int(P(c, "carrier_time"), c->t));
+	s->updated_at = vint(c->t);
 	c->applied = true;
 }
 
-static void on_refund(struct fold_ctx *c)
+static void on_refund(struct fold *c)
 {
-	const char *rid = jstr(c->p, "refund_id");
-	if (!rid)
-		rid = "";
-	json_t *rs = jarr(c->view, "refunds");
-	json_t *r = find_by(rs, "refund_id", rid);
-	if (!r) {
-		r = json_object();
-		json_array_append_new(rs, r);
-	}
-	json_object_set_new(r, "refund_id", json_string(rid));
-	jset(r, "amount", json_object_get(c->p, "amount"));
-	jset(r, "lines", json_object_get(c->p, "lines"));
-	jset(r, "restock", json_object_get(c->p, "restock"));
-	jset(r, "reason", json_object_get(c->p, "reason"));
-	set_int(r, "issued_at", c->t);
+	struct wb_order *o = c->o;
+	size_t rn;
+	const char *rid = id_of(P(c, "refund_id"), &rn);
+	struct refund *r = NULL;
+	for (uint32_t i = 0; i < o->n_refunds && !r; i++)
+		if (v_eq(&o->refunds[i].id, rid, rn))
+			r = &o->refunds[i];
+	if (!r)
+		r = PUSH(o, refunds, c->a);
+	r->id = vstrn(c->a, rid, rn);
+	r->amount = vnode(c, P(c, "amount"));
+	r->money = money_of(c, P(c, "amount"));
+	r->lines = vnode(c, P(c, "lines"));
+	items_of(c, P(c, "lines"), &r->items);
+	r->restock = vnode(c, P(c, "restock"));
+	r->reason = vnode(c, P(c, "reason"));
+	r->issued_at = vint(c->t);
 	c->applied = true;
 }
 
-static void on_return(struct fold_ctx *c, const char *status)
+static void on_return(struct fold *c, int step)
 {
-	const char *rid = jstr(c->p, "return_id");
-	if (!rid)
-		rid = "";
-	json_t *rs = jarr(c->view, "returns");
-	json_t *r = find_by(rs, "return_id", rid);
+	struct wb_order *o = c->o;
+	size_t rn;
+	const char *rid = id_of(P(c, "return_id"), &rn);
+	struct ret *r = NULL;
+	for (uint32_t i = 0; i < o->n_rets && !r; i++)
+		if (v_eq(&o->rets[i].id, rid, rn))
+			r = &o->rets[i];
 	if (!r) {
-		r = json_pack("{s:s,s:n,s:[],s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}",
-			      "return_id", rid, "status", "lines", "reason",
-			      "decline_reason", "requested_at", "approved_at",
-			      "declined_at", "received_at", "closed_at",
-			      "updated_at");
-		json_array_append_new(rs, r);
+		r = PUSH(o, rets, c->a);
+		*r = (struct ret){.id = vstrn(c->a, rid, rn)};
+		r->status = r->reason = r->decline_reason = r->updated_at =
+			VNULL;
+		for (int k = 0; k < AT_N; k++)
+			r->at[k] = VNULL;
+		r->lines = (struct val){"[]", 2, V_JSON, 0};
 	}
 	/* when each step happened is a fact whatever the order */
-	char at[32];
-	snprintf(at, sizeof(at), "%s_at", status);
-	if (jnull(r, at))
-		set_int(r, at, c->t);
-	json_t *lines = json_object_get(c->p, "lines");
-	bool is_req = streq(status, "requested") || streq(status, "approved");
-	if (json_array_size(lines) &&
-	    (is_req || json_array_size(json_object_get(r, "lines")) == 0))
-		jset(r, "lines", lines);
-	if (streq(status, "declined"))
-		fill(r, "decline_reason", json_object_get(c->p, "reason"));
-	else if (streq(status, "requested"))
-		fill(r, "reason", json_object_get(c->p, "reason"));
+	if (v_null(&r->at[step]))
+		r->at[step] = vint(c->t);
+	const struct jn *lines = P(c, "lines");
+	bool is_req = step == AT_REQUESTED || step == AT_APPROVED;
+	if (arr_size(lines) && (is_req || r->nlines == 0)) {
+		r->lines = vnode(c, lines);
+		r->nlines = (uint32_t)arr_size(lines);
+	}
+	if (step == AT_DECLINED)
+		fill(c, &r->decline_reason, P(c, "reason"));
+	else if (step == AT_REQUESTED)
+		fill(c, &r->reason, P(c, "reason"));
 	c->applied = true;
-	if (jint(r, "updated_at", INT64_MIN) > c->t) {
+	if (v_int(&r->updated_at, INT64_MIN) > c->t) {
 		c->applied = false; /* a step already superseded */
 		return;
 	}
-	json_object_set_new(r, "status", json_string(status));
-	set_int(r, "updated_at", c->t);
+	r->status = vlit(return_steps[step]);
+	r->updated_at = vint(c->t);
 }
 
 static const char *const payment_statuses[] = {
 	"pending", "authorized", "paid", "partially_paid",
 	"partially_refunded", "refunded", "voided", NULL};
 
-static void on_snapshot(struct fold_ctx *c)
+static void on_snapshot(struct fold *c)
 {
-	int64_t t = jint(c->p, "channel_updated_at", c->t);
-	if (!advance(c->view, "snapshot", t))
+	struct wb_order *o = c->o;
+	int64_t t = n_int(P(c, "channel_updated_at"), c->t);
+	if (!advance(o, F_SNAPSHOT, t))
 		return;
-	jset(c->view, "snapshot", c->p);
+	set_snapshot(c, c->p);
 	c->applied = true;
 	int64_t saved = c->t;
 	c->t = t; /* the snapshot shows the channel's state as of t */
-	if (json_is_true(json_object_get(c->p, "cancelled")))
+	const struct jn *canc = P(c, "cancelled");
+	if (canc && canc->t == J_TRUE)
 		order_cancel(c, NULL, NULL, t);
-	const char *fin = jstr(c->p, "financial_status");
-	if (fin) {
+	const struct jn *fin = P(c, "financial_status");
+	if (fin && fin->t == J_STR) {
 		char low[32];
 		size_t n = 0;
-		for (; fin[n] && n < sizeof(low) - 1; n++)
-			low[n] = (char)tolower((unsigned char)fin[n]);
+		for (; n < fin->sn && fin->s[n] && n < sizeof(low) - 1; n++)
+			low[n] = (char)tolower((unsigned char)fin->s[n]);
 		low[n] = 0;
 		for (const char *const *s = payment_statuses; *s; s++)
 			if (strcmp(*s, low) == 0 &&
-			    advance(c->view, "payment", t)) {
-				json_t *pay = jobj(c->view, "payment");
-				json_object_set_new(pay, "status",
-						    json_string(low));
-				json_object_set_new(pay, "updated_at",
-						    json_integer(t));
+			    advance(o, F_PAYMENT, t)) {
+				o->p_status = vlit(*s);
+				o->p_updated_at = vint(t);
 			}
 	}
-	if (jnull(c->view, "totals") && !jnull(c->p, "total"))
-		json_object_set_new(c->view, "totals",
-				    json_pack("{s:O}", "total",
-					      json_object_get(c->p, "total")));
-	size_t i;
-	json_t *tn;
-	json_array_foreach(json_object_get(c->p, "tracking_numbers"), i, tn)
-		shipment(c, json_string_value(tn));
+	if (v_null(&o->totals) && !n_null(P(c, "total"))) {
+		const struct jn *tot = P(c, "total");
+		size_t n = 9 + tot->len + 1;
+		char *s = wb_arena_alloc(c->a, n);
+		memcpy(s, "{\"total\":", 9);
+		memcpy(s + 9, ev_text(c->ev, tot), tot->len);
+		s[n - 1] = '}';
+		o->totals = (struct val){s, (uint32_t)n, V_JSON, 0};
+		o->total = money_of(c, tot);
+	}
+	const struct jn *tns = P(c, "tracking_numbers");
+	if (tns && tns->t == J_ARR)
+		for (int32_t k = tns->first; k >= 0; k = c->ev->nodes[k].next)
+			shipment(c, &c->ev->nodes[k]);
 	c->t = saved;
 }
 
-static bool action_terminal(const char *status)
+static bool action_terminal(const struct val *s)
 {
-	return streq(status, "succeeded") || streq(status, "failed") ||
-	       streq(status, "rejected");
+	return v_is(s, "succeeded") || v_is(s, "failed") ||
+	       v_is(s, "rejected");
 }
 
-static void on_action(struct fold_ctx *c, const char *status)
+static void on_action(struct fold *c, const char *status)
 {
-	const char *aid = jstr(c->p, "action_id");
-	if (!aid)
-		aid = "";
-	json_t *as = jarr(c->view, "actions");
-	json_t *a = find_by(as, "action_id", aid);
+	struct wb_order *o = c->o;
+	size_t an;
+	const char *aid = id_of(P(c, "action_id"), &an);
+	struct action *a = NULL;
+	for (uint32_t i = 0; i < o->n_actions && !a; i++)
+		if (v_eq(&o->actions[i].id, aid, an))
+			a = &o->actions[i];
 	if (!a) {
-		a = json_pack("{s:s,s:O,s:n,s:n,s:n,s:n,s:n,s:n,s:n,s:n}",
-			      "action_id", aid, "kind",
-			      nn(json_object_get(c->p, "kind")), "status",
-			      "parameters", "requester", "idempotency_key",
-			      "reason", "channel_ref", "requested_at",
-			      "updated_at");
-		json_array_append_new(as, a);
+		a = PUSH(o, actions, c->a);
+		*a = (struct action){.id = vstrn(c->a, aid, an)};
+		a->kind = vnode(c, P(c, "kind"));
+		a->status = a->parameters = a->requester = a->idempotency_key =
+			a->reason = a->channel_ref = a->requested_at =
+				a->updated_at = VNULL;
 	}
-	fill(a, "parameters", json_object_get(c->p, "parameters"));
-	fill(a, "requester", json_object_get(c->p, "requester"));
-	fill(a, "idempotency_key", json_object_get(c->p, "idempotency_key"));
-	if (streq(status, "requested") || streq(status, "rejected"))
-		fill(a, "requested_at", json_object_get(c->entry,
-							"source_time"));
+	fill(c, &a->parameters, P(c, "parameters"));
+	fill(c, &a->requester, P(c, "requester"));
+	fill(c, &a->idempotency_key, P(c, "idempotency_key"));
+	struct val st = vlit(status);
+	bool is_req = strcmp(status, "requested") == 0;
+	if (is_req || strcmp(status, "rejected") == 0)
+		fill(c, &a->requested_at,
+		     child(c->ev, c->root, "source_time"));
 	c->applied = true;
-	const char *cur = jstr(a, "status");
-	bool cur_term = action_terminal(cur);
-	bool new_term = action_terminal(status);
-	if (cur && ((cur_term && !new_term) ||
-		    (cur_term == new_term &&
-		     jint(a, "updated_at", INT64_MIN) > c->t))) {
+	bool has_cur = a->status.t == V_STR;
+	bool cur_term = action_terminal(&a->status);
+	bool new_term = action_terminal(&st);
+	if (has_cur && ((cur_term && !new_term) ||
+			(cur_term == new_term &&
+			 v_int(&a->updated_at, INT64_MIN) > c->t))) {
 		c->applied = false;
 		return;
 	}
-	json_object_set_new(a, "status", json_string(status));
-	if (!jnull(c->p, "reason"))
-		jset(a, "reason", json_object_get(c->p, "reason"));
-	if (!jnull(c->p, "channel_ref"))
-		jset(a, "channel_ref", json_object_get(c->p, "channel_ref"));
-	if (!jnull(c->p, "attempts"))
-		jset(a, "attempts", json_object_get(c->p, "attempts"));
-	set_int(a, "updated_at", c->t);
+	a->status = st;
+	if (!n_null(P(c, "reason")))
+		a->reason = vnode(c, P(c, "reason"));
+	if (!n_null(P(c, "channel_ref")))
+		a->channel_ref = vnode(c, P(c, "channel_ref"));
+	if (!n_null(P(c, "attempts")))
+		a->attempts = vnode(c, P(c, "attempts"));
+	a->updated_at = vint(c->t);
 }
 
-/* ---- the fold ------------------------------------------------------------ */
+static bool type_is(const struct jn *t, const char *s)
+{
+	return n_is(t, s);
+}
 
-wb_err wb_order_fold_ex(json_t **view, json_t *entry,
-			struct wb_fold_info *info, char *msg, size_t msglen)
+wb_err wb_order_apply(struct wb_order *o, const struct wb_event *ev,
+		      struct wb_arena *a, struct wb_fold_info *info,
+		      char *msg, size_t msglen)
 {
 	struct wb_fold_info dummy;
 	if (!info)
 		info = &dummy;
 	info->stale = false;
-	const char *type = jstr(entry, "type");
-	const char *oid = jstr(entry, "order_id");
-	json_t *p = json_object_get(entry, "payload");
-	if (!type || !oid || !json_is_object(p) ||
-	    !json_is_integer(json_object_get(entry, "source_time")))
+	const struct jn *root = N(ev, ev->root);
+	const struct jn *type = child(ev, root, "type");
+	const struct jn *oid = child(ev, root, "order_id");
+	const struct jn *p = child(ev, root, "payload");
+	const struct jn *st = child(ev, root, "source_time");
+	if (!type || type->t != J_STR || !oid || oid->t != J_STR || !p ||
+	    p->t != J_OBJ || !st || st->t != J_INT)
 		return wb_fail(msg, msglen, WB_ESCHEMA,
 			       "entry lacks order_id, type, source_time or "
 			       "payload");
-	if (*view && !streq(jstr(*view, "order_id"), oid))
+	if (o->exists && !v_eq(&o->order_id, oid->s, oid->sn))
 		return wb_fail(msg, msglen, WB_EINVAL,
-			       "entry of order %s folded into the view of %s",
-			       oid, jstr(*view, "order_id"));
-	if (!*view)
-		*view = new_view(entry);
-	struct fold_ctx c = {*view, entry, p, jint(entry, "source_time", 0),
-			     false};
-	if (strcmp(type, "OrderPlaced") == 0)
+			       "entry of order %.*s folded into the view of "
+			       "%.*s",
+			       (int)oid->sn, oid->s,
+			       o->order_id.t == V_STR ? (int)o->order_id.n : 6,
+			       o->order_id.t == V_STR ? o->order_id.p
+						      : "(null)");
+	struct fold c = {o, ev, root, p, a, st->i, false};
+	if (!o->exists)
+		new_view(&c);
+	if (type_is(type, "OrderPlaced"))
 		on_placed(&c);
-	else if (strcmp(type, "OrderUpdated") == 0)
+	else if (type_is(type, "OrderUpdated"))
 		on_updated(&c);
-	else if (strcmp(type, "PaymentStatusChanged") == 0)
+	else if (type_is(type, "PaymentStatusChanged"))
 		on_payment(&c);
-	else if (strcmp(type, "ShippingAddressChanged") == 0)
+	else if (type_is(type, "ShippingAddressChanged"))
 		on_address(&c);
-	else if (strcmp(type, "OrderCancelled") == 0)
+	else if (type_is(type, "OrderCancelled"))
 		on_cancelled(&c);
-	else if (strcmp(type, "FulfillmentCreated") == 0)
+	else if (type_is(type, "FulfillmentCreated"))
 		on_fulfillment(&c);
-	else if (strcmp(type, "ShipmentStatusChanged") == 0)
+	else if (type_is(type, "ShipmentStatusChanged"))
 		on_shipment(&c);
-	else if (strcmp(type, "RefundIssued") == 0)
+	else if (type_is(type, "RefundIssued"))
 		on_refund(&c);
-	else if (strcmp(type, "ReturnRequested") == 0)
-		on_return(&c, "requested");
-	else if (strcmp(type, "ReturnApproved") == 0)
-		on_return(&c, "approved");
-	else if (strcmp(type, "ReturnDeclined") == 0)
-		on_return(&c, "declined");
-	else if (strcmp(type, "ReturnReceived") == 0)
-		on_return(&c, "received");
-	else if (strcmp(type, "ReturnClosed") == 0)
-		on_return(&c, "closed");
-	else if (strcmp(type, "ChannelSnapshotObserved") == 0)
+	else if (type_is(type, "ReturnRequested"))
+		on_return(&c, AT_REQUESTED);
+	else if (type_is(type, "ReturnApproved"))
+		on_return(&c, AT_APPROVED);
+	else if (type_is(type, "ReturnDeclined"))
+		on_return(&c, AT_DECLINED);
+	else if (type_is(type, "ReturnReceived"))
+		on_return(&c, AT_RECEIVED);
+	else if (type_is(type, "ReturnClosed"))
+		on_return(&c, AT_CLOSED);
+	else if (type_is(type, "ChannelSnapshotObserved"))
 		on_snapshot(&c);
-	else if (strcmp(type, "ActionRequested") == 0)
+	else if (type_is(type, "ActionRequested"))
 		on_action(&c, "requested");
-	else if (strcmp(type, "ActionRejected") == 0)
+	else if (type_is(type, "ActionRejected"))
 		on_action(&c, "rejected");
-	else if (strcmp(type, "ActionSucceeded") == 0)
+	else if (type_is(type, "ActionSucceeded"))
 		on_action(&c, "succeeded");
-	else if (strcmp(type, "ActionFailed") == 0)
+	else if (type_is(type, "ActionFailed"))
 		on_action(&c, "failed");
 	else
 		c.applied = false; /* a type this projector does not know:
 				      timeline only */
 	info->stale = !c.applied;
 
-	json_t *v = *view;
-	static const char *const ledger_fields[] = {"version", "partition",
-						    "seq", "recorded_at", NULL};
-	for (const char *const *k = ledger_fields; *k; k++) {
-		json_t *x = json_object_get(entry, *k);
-		if (json_is_integer(x))
-			set_int(v, *k, json_integer_value(x));
-	}
-	if (c.t > jint(v, "updated_at", INT64_MIN))
-		set_int(v, "updated_at", c.t);
+	const struct jn *x;
+	if ((x = child(ev, root, "version")) && x->t == J_INT)
+		o->version = vint(x->i);
+	if ((x = child(ev, root, "partition")) && x->t == J_INT)
+		o->partition = vint(x->i);
+	if ((x = child(ev, root, "seq")) && x->t == J_INT)
+		o->seq = vint(x->i);
+	if ((x = child(ev, root, "recorded_at")) && x->t == J_INT)
+		o->recorded_at = vint(x->i);
+	if (c.t > v_int(&o->updated_at, INT64_MIN))
+		o->updated_at = vint(c.t);
 	return WB_OK;
 }
 
-wb_err wb_order_fold(json_t **view, json_t *entry, char *msg, size_t msglen)
+/* ---- the stored view as JSON (jansson's view, key for key) --------------- */
+
+#define KV(b, first, lit, v)                                                 \
+	do {                                                                 \
+		if (!(first))                                                \
+			out_c((b), ',');                                     \
+		OUT((b), "\"" lit "\":");                                    \
+		put_val((b), (v));                                           \
+	} while (0)
+
+static void write_order_obj(wb_buf *b, const struct wb_order *o)
 {
-	return wb_order_fold_ex(view, entry, NULL, msg, msglen);
+	OUT(b, "{\"status\":");
+	put_val(b, &o->o_status);
+	KV(b, false, "cancel_reason", &o->cancel_reason);
+	KV(b, false, "cancel_note", &o->cancel_note);
+	KV(b, false, "cancelled_at", &o->cancelled_at);
+	KV(b, false, "updated_at", &o->o_updated_at);
+	OUT(b, "},\"payment\":{\"status\":");
+	put_val(b, &o->p_status);
+	KV(b, false, "amount_paid", &o->amount_paid);
+	KV(b, false, "updated_at", &o->p_updated_at);
+	out_c(b, '}');
+}
+
+static void write_ful(wb_buf *b, const struct ful *f)
+{
+	OUT(b, "{\"fulfillment_id\":");
+	put_val(b, &f->id);
+	KV(b, false, "created_at", &f->created_at);
+	KV(b, false, "lines", &f->lines);
+	KV(b, false, "carrier", &f->carrier);
+	KV(b, false, "tracking_numbers", &f->tracking_numbers);
+	out_c(b, '}');
+}
+
+static void write_fuls(wb_buf *b, const struct wb_order *o)
+{
+	out_c(b, '[');
+	for (uint32_t i = 0; i < o->n_fuls; i++) {
+		if (i)
+			out_c(b, ',');
+		write_ful(b, &o->fuls[i]);
+	}
+	out_c(b, ']');
+}
+
+static void write_ret(wb_buf *b, const struct ret *r)
+{
+	OUT(b, "{\"return_id\":");
+	put_val(b, &r->id);
+	KV(b, false, "status", &r->status);
+	KV(b, false, "lines", &r->lines);
+	KV(b, false, "reason", &r->reason);
+	KV(b, false, "decline_reason", &r->decline_reason);
+	KV(b, false, "requested_at", &r->at[AT_REQUESTED]);
+	KV(b, false, "approved_at", &r->at[AT_APPROVED]);
+	KV(b, false, "declined_at", &r->at[AT_DECLINED]);
+	KV(b, false, "received_at", &r->at[AT_RECEIVED]);
+	KV(b, false, "closed_at", &r->at[AT_CLOSED]);
+	KV(b, false, "updated_at", &r->updated_at);
+}
+
+static void write_action(wb_buf *b, const struct action *a)
+{
+	OUT(b, "{\"action_id\":");
+	put_val(b, &a->id);
+	KV(b, false, "kind", &a->kind);
+	KV(b, false, "status", &a->status);
+	KV(b, false, "parameters", &a->parameters);
+	KV(b, false, "requester", &a->requester);
+	KV(b, false, "idempotency_key", &a->idempotency_key);
+	KV(b, false, "reason", &a->reason);
+	KV(b, false, "channel_ref", &a->channel_ref);
+	KV(b, false, "requested_at", &a->requested_at);
+	KV(b, false, "updated_at", &a->updated_at);
+	if (a->attempts.t != V_ABSENT)
+		KV(b, false, "attempts", &a->attempts);
+	out_c(b, '}');
+}
+
+/* The members every rendering starts with, up to "lines" (excluded). */
+static void write_head(wb_buf *b, const struct wb_order *o)
+{
+	OUT(b, "{\"order_id\":");
+	put_val(b, &o->order_id);
+	KV(b, false, "merchant", &o->merchant);
+	KV(b, false, "channel", &o->channel);
+	KV(b, false, "channel_order_id", &o->channel_order_id);
+	KV(b, false, "name", &o->name);
+	KV(b, false, "email", &o->email);
+	KV(b, false, "phone", &o->phone);
+	KV(b, false, "note", &o->note);
+	KV(b, false, "currency", &o->currency);
+	KV(b, false, "placed_at", &o->placed_at);
+	KV(b, false, "totals", &o->totals);
+	KV(b, false, "shipping_address", &o->shipping_address);
+	KV(b, false, "snapshot", &o->snapshot);
+}
+
+/* shipments, refunds, returns, actions */
+static void write_lists(wb_buf *b, const struct wb_order *o)
+{
+	OUT(b, ",\"shipments\":[");
+	for (uint32_t i = 0; i < o->n_ships; i++) {
+		const struct ship *s = &o->ships[i];
+		if (i)
+			out_c(b, ',');
+		OUT(b, "{\"tracking_number\":");
+		put_val(b, &s->tracking_number);
+		KV(b, false, "fulfillment_id", &s->fulfillment_id);
+		KV(b, false, "carrier", &s->carrier);
+		KV(b, false, "tracking_url", &s->tracking_url);
+		KV(b, false, "status", &s->status);
+		KV(b, false, "last_event", &s->last_event);
+		KV(b, false, "estimated_delivery", &s->estimated_delivery);
+		KV(b, false, "delivered_at", &s->delivered_at);
+		KV(b, false, "updated_at", &s->updated_at);
+		out_c(b, '}');
+	}
+	OUT(b, "],\"refunds\":[");
+	for (uint32_t i = 0; i < o->n_refunds; i++) {
+		const struct refund *r = &o->refunds[i];
+		if (i)
+			out_c(b, ',');
+		OUT(b, "{\"refund_id\":");
+		put_val(b, &r->id);
+		KV(b, false, "amount", &r->amount);
+		KV(b, false, "lines", &r->lines);
+		KV(b, false, "restock", &r->restock);
+		KV(b, false, "reason", &r->reason);
+		KV(b, false, "issued_at", &r->issued_at);
+		out_c(b, '}');
+	}
+	OUT(b, "],\"returns\":[");
+	for (uint32_t i = 0; i < o->n_rets; i++) {
+		if (i)
+			out_c(b, ',');
+		write_ret(b, &o->rets[i]);
+		out_c(b, '}');
+	}
+	OUT(b, "],\"actions\":[");
+	for (uint32_t i = 0; i < o->n_actions; i++) {
+		if (i)
+			out_c(b, ',');
+		write_action(b, &o->actions[i]);
+	}
+	out_c(b, ']');
+}
+
+static void write_tail(wb_buf *b, const struct wb_order *o)
+{
+	if (o->version.t != V_ABSENT)
+		KV(b, false, "version", &o->version);
+	if (o->partition.t != V_ABSENT)
+		KV(b, false, "partition", &o->partition);
+	if (o->seq.t != V_ABSENT)
+		KV(b, false, "seq", &o->seq);
+	if (o->recorded_at.t != V_ABSENT)
+		KV(b, false, "recorded_at", &o->recorded_at);
+	if (o->updated_at.t != V_ABSENT)
+		KV(b, false, "updated_at", &o->updated_at);
+}
+
+void wb_order_view_write(const struct wb_order *o, wb_buf *b)
+{
+	write_head(b, o);
+	KV(b, false, "lines", &o->lines);
+	OUT(b, ",\"order\":");
+	write_order_obj(b, o);
+	OUT(b, ",\"fulfillments\":");
+	write_fuls(b, o);
+	write_lists(b, o);
+	OUT(b, ",\"_t\":{");
+	for (int i = 0; i < o->nt; i++) {
+		if (i)
+			out_c(b, ',');
+		out_c(b, '"');
+		out_n(b, facet_names[o->tord[i]], strlen(facet_names[o->tord[i]]));
+		OUT(b, "\":");
+		wb_json_put_int(b, o->tv[o->tord[i]]);
+	}
+	out_c(b, '}');
+	write_tail(b, o);
+	out_c(b, '}');
+}
+
+/* ---- presentation --------------------------------------------------------- */
+
+#define DAY_MS (24LL * 3600 * 1000)
+
+static bool key_eq(const struct item *a, const struct item *b)
+{
+	return a->has_key && b->has_key && a->kn == b->kn &&
+	       memcmp(a->key, b->key, a->kn) == 0;
+}
+
+/* Quantity of the order's line l in a list of ItemQuantity. */
+static int64_t qty_of(const struct items *its, const struct item *l)
+{
+	int64_t n = 0;
+	for (uint32_t i = 0; i < its->n; i++)
+		if (key_eq(&its->v[i], l))
+			n += its->v[i].qty;
+	return n;
+}
+
+static int fulfillment_rank(const struct val *s)
+{
+	if (v_is(s, "fulfilled"))
+		return 2;
+	if (v_is(s, "partially_fulfilled") || v_is(s, "partial"))
+		return 1;
+	return 0;
+}
+
+static const char *const fulfillment_names[] = {
+	"unfulfilled", "partially_fulfilled", "fulfilled"};
+
+/* The fulfillment status: the most fulfilled of what the fulfillments
+ * cover and what the latest channel snapshot says. */
+static int fulfillment_rank_of(const struct wb_order *o)
+{
+	int rank = 0;
+	if (o->n_fuls) {
+		bool all = true;
+		for (uint32_t i = 0; i < o->line_items.n; i++) {
+			const struct item *l = &o->line_items.v[i];
+			int64_t done = 0;
+			for (uint32_t j = 0; j < o->n_fuls; j++)
+				done += qty_of(&o->fuls[j].items, l);
+			if (done < l->qty)
+				all = false;
+		}
+		rank = all ? 2 : 1;
+	}
+	int snap = fulfillment_rank(&o->snap_fstatus);
+	return snap > rank ? snap : rank;
+}
+
+/* Refunded in full: the channel says so, or the refunds in the order's
+ * currency reach its total. Amounts in other currencies never add up to
+ * a total in this one. */
+static bool fully_refunded(const struct wb_order *o)
+{
+	if (v_is(&o->p_status, "refunded"))
+		return true;
+	const struct money *t = &o->total;
+	if (!t->has_cur || t->amount <= 0)
+		return false;
+	int64_t sum = 0;
+	for (uint32_t i = 0; i < o->n_refunds; i++) {
+		const struct money *m = &o->refunds[i].money;
+		if (m->has_cur && m->curn == t->curn &&
+		    memcmp(m->cur, t->cur, t->curn) == 0)
+			sum += m->amount;
+	}
+	return sum >= t->amount;
+}
+
+static bool return_open(const struct ret *r)
+{
+	return v_is(&r->status, "requested") || v_is(&r->status, "approved") ||
+	       v_is(&r->status, "received");
+}
+
+static bool pending(const struct wb_order *o, const char *kind)
+{
+	for (uint32_t i = 0; i < o->n_actions; i++)
+		if (v_is(&o->actions[i].status, "requested") &&
+		    (!kind || v_is(&o->actions[i].kind, kind)))
+			return true;
+	return false;
+}
+
+/* Progress of one shipment for the customer. */
+static int ship_rank(const struct val *s, const char **name)
+{
+	static const struct {
+		const char *status, *customer;
+		int rank;
+	} map[] = {
+		{"label_printed", "shipped", 1},
+		{"label_purchased", "shipped", 1},
+		{"confirmed", "shipped", 1},
+		{"other", "shipped", 1},
+		{"ready_for_pickup", "ready_for_pickup", 2},
+		{"picked_up", "in_transit", 3},
+		{"in_transit", "in_transit", 3},
+		{"delayed", "delayed", 3},
+		{"out_for_delivery", "out_for_delivery", 4},
+		{"delivered", "delivered", 5},
+	};
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (v_is(s, map[i].status)) {
+			*name = map[i].customer;
+			return map[i].rank;
+		}
+	*name = "shipped";
+	return 1; /* fulfilled, no carrier news yet */
+}
+
+static bool ship_problem(const struct val *s)
+{
+	return v_is(s, "failure") || v_is(s, "attempted_delivery") ||
+	       v_is(s, "returned_to_sender");
+}
+
+/* A POS sale with nothing to ship was handed over at the till. */
+static bool handed_over(const struct wb_order *o)
+{
+	return v_is(&o->channel, "pos") && o->n_ships == 0 &&
+	       o->n_fuls == 0 && !v_null(&o->placed_at);
+}
+
+/* When the order reached the customer (latest delivered shipment), or -1. */
+static int64_t delivered_at(const struct wb_order *o)
+{
+	if (handed_over(o))
+		return v_int(&o->placed_at, -1);
+	int64_t at = -1;
+	for (uint32_t i = 0; i < o->n_ships; i++) {
+		const struct ship *s = &o->ships[i];
+		if (v_is(&s->status, "delivered") &&
+		    v_int(&s->delivered_at, -1) > at)
+			at = v_int(&s->delivered_at, -1);
+	}
+	return at;
+}
+
+static const char *customer_status(const struct wb_order *o, int frank,
+				   bool refunded)
+{
+	if (v_is(&o->o_status, "cancelled"))
+		return "cancelled";
+	if (refunded)
+		return "refunded";
+	for (uint32_t i = 0; i < o->n_rets; i++)
+		if (return_open(&o->rets[i]))
+			return "return_in_progress";
+	if (handed_over(o))
+		return "delivered";
+	bool partial = frank == 1;
+	if (o->n_ships == 0) {
+		if (frank == 0)
+			return "processing";
+		return partial ? "partially_shipped" : "shipped";
+	}
+	int least = 99;
+	const char *least_name = "shipped";
+	for (uint32_t i = 0; i < o->n_ships; i++) {
+		const struct val *st = &o->ships[i].status;
+		if (ship_problem(st))
+			return "delivery_problem";
+		const char *name;
+		int r = ship_rank(st, &name);
+		if (r < least) {
+			least = r;
+			least_name = name;
+		}
+	}
+	if (least == 5)
+		return partial ? "partially_delivered" : "delivered";
+	if (partial && least == 1)
+		return "partially_shipped";
+	return least_name;
+}
+
+static void put_lit_str(wb_buf *b, const char *s)
+{
+	wb_json_put_str(b, s, strlen(s));
+}
+
+static void verdict(wb_buf *b, const char *name, bool allowed,
+		    const char *reason, bool more)
+{
+	out_c(b, '"');
+	out_n(b, name, strlen(name));
+	if (allowed)
+		OUT(b, "\":{\"allowed\":true,\"reason\":");
+	else
+		OUT(b, "\":{\"allowed\":false,\"reason\":");
+	put_lit_str(b, reason);
+	if (!more)
+		out_c(b, '}');
+}
+
+/* Lines with fulfilled and refunded quantities. */
+static void present_lines(wb_buf *b, const struct wb_order *o)
+{
+	const struct items *its = &o->line_items;
+	if (!its->arr) {
+		put_val(b, &o->lines);
+		return;
+	}
+	out_c(b, '[');
+	for (uint32_t i = 0; i < its->n; i++) {
+		const struct item *l = &its->v[i];
+		if (i)
+			out_c(b, ',');
+		const char *txt = o->lines.p + l->off;
+		if (!l->obj) {
+			out_n(b, txt, l->len);
+			continue;
+		}
+		int64_t done = 0, back = 0;
+		for (uint32_t j = 0; j < o->n_fuls; j++)
+			done += qty_of(&o->fuls[j].items, l);
+		for (uint32_t j = 0; j < o->n_refunds; j++)
+			back += qty_of(&o->refunds[j].items, l);
+		out_n(b, txt, l->len - 1); /* without its '}' */
+		if (l->len > 2)
+			out_c(b, ',');
+		OUT(b, "\"fulfilled_quantity\":");
+		wb_json_put_int(b, done);
+		OUT(b, ",\"refunded_quantity\":");
+		wb_json_put_int(b, back);
+		out_c(b, '}');
+	}
+	out_c(b, ']');
+}
+
+/* Refunded amounts, one Money per currency, sorted by currency. */
+static void present_refunded(wb_buf *b, const struct wb_order *o)
+{
+	uint32_t n = 0;
+	const struct money *by[64];
+	int64_t sum[64];
+	for (uint32_t i = 0; i < o->n_refunds; i++) {
+		const struct money *m = &o->refunds[i].money;
+		if (!m->has_cur)
+			continue;
+		uint32_t k = 0;
+		while (k < n && !(by[k]->curn == m->curn &&
+				  memcmp(by[k]->cur, m->cur, m->curn) == 0))
+			k++;
+		if (k == n) {
+			if (n == 64)
+				continue; /* more currencies than exist */
+			by[n] = m;
+			sum[n++] = 0;
+		}
+		sum[k] += m->amount;
+	}
+	for (uint32_t a = 1; a < n; a++) /* few currencies: insertion sort */
+		for (uint32_t c = a; c > 0; c--) {
+			const struct money *x = by[c - 1], *y = by[c];
+			size_t l = x->curn < y->curn ? x->curn : y->curn;
+			int d = memcmp(x->cur, y->cur, l);
+			if (d < 0 || (d == 0 && x->curn <= y->curn))
+				break;
+			by[c - 1] = y;
+			by[c] = x;
+			int64_t s = sum[c - 1];
+			sum[c - 1] = sum[c];
+			sum[c] = s;
+		}
+	out_c(b, '[');
+	for (uint32_t a = 0; a < n; a++) {
+		if (a)
+			out_c(b, ',');
+		OUT(b, "{\"amount\":");
+		wb_json_put_int(b, sum[a]);
+		OUT(b, ",\"currency\":");
+		wb_json_put_str(b, by[a]->cur, by[a]->curn);
+		out_c(b, '}');
+	}
+	out_c(b, ']');
+}
+
+void wb_order_present_write(const struct wb_order *o, int64_t now_ms,
+			    int return_window_days, wb_buf *b)
+{
+	wb_buf_reserve(b, 4096);
+	write_head(b, o);
+	OUT(b, ",\"lines\":");
+	present_lines(b, o);
+	OUT(b, ",\"order\":");
+	write_order_obj(b, o);
+	write_lists(b, o);
+	write_tail(b, o);
+
+	int frank = fulfillment_rank_of(o);
+	const char *fstatus = fulfillment_names[frank];
+	OUT(b, ",\"fulfillment\":{\"status\":");
+	put_lit_str(b, fstatus);
+	OUT(b, ",\"fulfillments\":");
+	write_fuls(b, o);
+	OUT(b, ",\"updated_at\":");
+	if (o->tset[F_FULFILLMENT])
+		wb_json_put_int(b, o->tv[F_FULFILLMENT]);
+	else
+		OUT(b, "null");
+	OUT(b, "},\"refunded\":");
+	present_refunded(b, o);
+	bool full_refund = fully_refunded(o);
+	OUT(b, ",\"customer_status\":");
+	put_lit_str(b, customer_status(o, frank, full_refund));
+	OUT(b, ",\"pending_actions\":[");
+	bool first = true;
+	for (uint32_t i = 0; i < o->n_actions; i++)
+		if (v_is(&o->actions[i].status, "requested")) {
+			if (!first)
+				out_c(b, ',');
+			first = false;
+			write_action(b, &o->actions[i]);
+		}
+	OUT(b, "],\"eligibility\":{");
+
+	bool cancelled = v_is(&o->o_status, "cancelled");
+	bool placed = o->o_status.t == V_STR;
+	bool handed = handed_over(o);
+	bool shipped_any = o->n_ships || frank != 0 || handed;
+	if (cancelled)
+		verdict(b, "can_cancel", false, "already_cancelled", false);
+	else if (shipped_any)
+		verdict(b, "can_cancel", false,
+			handed ? "already_fulfilled" : "already_shipped",
+			false);
+	else if (!placed)
+		verdict(b, "can_cancel", false, "order_not_placed", false);
+	else if (pending(o, "cancel"))
+		verdict(b, "can_cancel", false, "cancel_pending", false);
+	else
+		verdict(b, "can_cancel", true, "not_yet_shipped", false);
+	out_c(b, ',');
+	if (cancelled)
+		verdict(b, "can_change_address", false, "order_cancelled",
+			false);
+	else if (shipped_any)
+		verdict(b, "can_change_address", false, "already_fulfilled",
+			false);
+	else if (!placed)
+		verdict(b, "can_change_address", false, "order_not_placed",
+			false);
+	else if (pending(o, "change_address"))
+		verdict(b, "can_change_address", false, "change_pending",
+			false);
+	else
+		verdict(b, "can_change_address", true, "not_yet_fulfilled",
+			false);
+	out_c(b, ',');
+
+	int64_t deliv = delivered_at(o);
+	bool open_return = false;
+	for (uint32_t i = 0; i < o->n_rets; i++)
+		if (return_open(&o->rets[i]))
+			open_return = true;
+	int days = return_window_days;
+	if (cancelled)
+		verdict(b, "can_return", false, "order_cancelled", true);
+	else if (days <= 0)
+		verdict(b, "can_return", false, "returns_not_accepted", true);
+	else if (deliv < 0)
+		verdict(b, "can_return", false, "not_delivered", true);
+	else if (full_refund)
+		verdict(b, "can_return", false, "already_refunded", true);
+	else if (open_return)
+		verdict(b, "can_return", false, "return_in_progress", true);
+	else if (pending(o, "request_return"))
+		verdict(b, "can_return", false, "return_pending", true);
+	else if (now_ms > deliv + (int64_t)days * DAY_MS)
+		verdict(b, "can_return", false, "return_window_expired", true);
+	else
+		verdict(b, "can_return", true, "within_return_window", true);
+	OUT(b, ",\"window_days\":");
+	wb_json_put_int(b, days > 0 ? days : 0);
+	OUT(b, ",\"window_ends_at\":");
+	if (deliv >= 0 && days > 0)
+		wb_json_put_int(b, deliv + (int64_t)days * DAY_MS);
+	else
+		OUT(b, "null");
+	OUT(b, "}},\"delivered_at\":");
+	if (deliv >= 0)
+		wb_json_put_int(b, deliv);
+	else
+		OUT(b, "null");
+	out_c(b, '}');
+}
+
+/* ---- OrderStatus ------------------------------------------------------- */
+
+static void avro_val_str(wb_buf *out, const struct val *v)
+{
+	if (v->t == V_STR)
+		wb_avro_put_bytes(out, v->p, v->n);
+	else
+		wb_avro_put_long(out, 0);
+}
+
+static void avro_cstr(wb_buf *out, const char *s)
+{
+	wb_avro_put_bytes(out, s, strlen(s));
+}
+
+/* The Avro body of OrderStatus, written field by field in the schema's
+ * order (schemas/OrderStatus.avsc); a unit test checks it against the
+ * generic codec. */
+void wb_order_status_write(const struct wb_order *o, wb_buf *out)
+{
+	int frank = fulfillment_rank_of(o);
+	avro_val_str(out, &o->order_id);
+	avro_val_str(out, &o->merchant);
+	avro_val_str(out, &o->channel);
+	wb_avro_put_long(out, o->name.t == V_STR ? 1 : 0);
+	if (o->name.t == V_STR)
+		avro_val_str(out, &o->name);
+	wb_avro_put_long(out, v_int(&o->version, 0));
+	wb_avro_put_long(out, v_int(&o->partition, 0));
+	wb_avro_put_long(out, v_int(&o->seq, 0));
+	avro_cstr(out, customer_status(o, frank, fully_refunded(o)));
+	if (o->o_status.t == V_STR)
+		avro_val_str(out, &o->o_status);
+	else
+		avro_cstr(out, "unknown");
+	wb_avro_put_long(out, o->p_status.t == V_STR ? 1 : 0);
+	if (o->p_status.t == V_STR)
+		avro_val_str(out, &o->p_status);
+	avro_cstr(out, fulfillment_names[frank]);
+	if (o->n_ships) {
+		wb_avro_put_long(out, o->n_ships);
+		for (uint32_t i = 0; i < o->n_ships; i++)
+			avro_val_str(out, &o->ships[i].tracking_number);
+	}
+	wb_avro_put_long(out, 0);
+	wb_avro_put_long(out, o->total.obj ? 1 : 0);
+	if (o->total.obj) {
+		wb_avro_put_long(out, o->total.amount);
+		if (o->total.has_cur)
+			wb_avro_put_bytes(out, o->total.cur, o->total.curn);
+		else
+			wb_avro_put_long(out, 0);
+	}
+	wb_avro_put_long(out, v_int(&o->updated_at, -1));
+}
+
+/* ---- lookups and returns ------------------------------------------------- */
+
+static void lookup_val(enum wb_lookup kind, const struct val *v, wb_buf *b,
+		       void (*fn)(enum wb_lookup, const char *, void *),
+		       void *ud)
+{
+	if (v->t != V_STR)
+		return;
+	char tmp[256];
+	char *s = v->n < sizeof(tmp) ? tmp : wb_xmalloc(v->n + 1);
+	memcpy(s, v->p, v->n);
+	s[v->n] = 0;
+	if (wb_lookup_normalise(kind, s, b))
+		fn(kind, (const char *)b->data, ud);
+	if (s != tmp)
+		free(s);
+}
+
+void wb_order_lookups(const struct wb_order *o,
+		      void (*fn)(enum wb_lookup kind, const char *value,
+				 void *ud),
+		      void *ud)
+{
+	wb_buf b;
+	wb_buf_init(&b);
+	lookup_val(WB_LOOKUP_EMAIL, &o->email, &b, fn, ud);
+	lookup_val(WB_LOOKUP_NAME, &o->name, &b, fn, ud);
+	lookup_val(WB_LOOKUP_CHANNEL_ORDER_ID, &o->channel_order_id, &b, fn,
+		   ud);
+	for (uint32_t i = 0; i < o->n_ships; i++)
+		lookup_val(WB_LOOKUP_TRACKING, &o->ships[i].tracking_number,
+			   &b, fn, ud);
+	wb_buf_finish(&b);
+}
+
+void wb_order_returns(const struct wb_order *o,
+		      void (*fn)(const char *return_id, size_t idlen,
+				 const char *json, size_t len, void *ud),
+		      void *ud)
+{
+	wb_buf b;
+	wb_buf_init(&b);
+	for (uint32_t i = 0; i < o->n_rets; i++) {
+		const struct ret *r = &o->rets[i];
+		if (r->id.t != V_STR)
+			continue;
+		wb_buf_reset(&b);
+		write_ret(&b, r);
+		OUT(&b, ",\"order_id\":");
+		put_val(&b, &o->order_id);
+		out_c(&b, '}');
+		fn(r->id.p, r->id.n, (const char *)b.data, b.len, ud);
+	}
+	wb_buf_finish(&b);
 }
 
 /* ---- timeline ---------------------------------------------------------- */
@@ -593,70 +2100,689 @@ static const struct {
 };
 
 /* Writes "key":value for x (if present), with a comma when needed. */
-static void put_kv(wb_buf *b, bool *first, const char *k, json_t *x)
+static void put_kv(wb_buf *b, bool *first, const char *k,
+		   const struct wb_event *ev, const struct jn *x)
 {
 	if (!x)
 		return;
 	if (!*first)
-		wb_buf_putc(b, ',');
+		out_c(b, ',');
 	*first = false;
 	wb_json_put_str(b, k, strlen(k));
-	wb_buf_putc(b, ':');
-	wb_json_write(b, x);
+	out_c(b, ':');
+	out_n(b, ev_text(ev, x), x->len);
 }
 
-void wb_timeline_write(wb_buf *b, json_t *entry,
+void wb_event_timeline(wb_buf *b, const struct wb_event *ev,
 		       const struct wb_fold_info *info)
 {
 	static const char *const keep[] = {
 		"version", "seq", "partition", "type", "event_id", "source",
 		"source_time", "ingest_time", "recorded_at", NULL};
+	const struct jn *root = N(ev, ev->root);
 	bool first = true;
-	wb_buf_putc(b, '{');
+	out_c(b, '{');
 	for (const char *const *k = keep; *k; k++)
-		put_kv(b, &first, *k, json_object_get(entry, *k));
-	if (!jnull(entry, "correlation_id"))
-		put_kv(b, &first, "correlation_id",
-		       json_object_get(entry, "correlation_id"));
-	if (info && info->stale)
-		put_kv(b, &first, "applied", json_false());
-	const char *type = jstr(entry, "type");
-	json_t *p = json_object_get(entry, "payload");
-	wb_buf_append(b, ",\"facts\":{", 10);
+		put_kv(b, &first, *k, ev, child(ev, root, *k));
+	const struct jn *corr = child(ev, root, "correlation_id");
+	if (!n_null(corr))
+		put_kv(b, &first, "correlation_id", ev, corr);
+	if (info && info->stale) {
+		if (!first)
+			out_c(b, ',');
+		first = false;
+		OUT(b, "\"applied\":false");
+	}
+	const struct jn *type = child(ev, root, "type");
+	const struct jn *p = child(ev, root, "payload");
+	OUT(b, ",\"facts\":{");
 	bool ffirst = true;
-	for (size_t i = 0; type && i < sizeof(facts) / sizeof(facts[0]); i++) {
-		if (strcmp(facts[i].type, type) != 0)
+	for (size_t i = 0; type && type->t == J_STR &&
+			   i < sizeof(facts) / sizeof(facts[0]);
+	     i++) {
+		if (!n_is(type, facts[i].type))
 			continue;
-		for (int j = 0; j < 6 && facts[i].fields[j]; j++)
-			if (!jnull(p, facts[i].fields[j]))
-				put_kv(b, &ffirst, facts[i].fields[j],
-				       json_object_get(p, facts[i].fields[j]));
+		for (int j = 0; j < 6 && facts[i].fields[j]; j++) {
+			const struct jn *x = child(ev, p, facts[i].fields[j]);
+			if (!n_null(x))
+				put_kv(b, &ffirst, facts[i].fields[j], ev, x);
+		}
 		break;
 	}
-	if (streq(type, "OrderPlaced")) {
-		put_kv(b, &ffirst, "total",
-		       json_object_get(json_object_get(p, "totals"), "total"));
-		json_t *n = json_integer((json_int_t)json_array_size(
-			json_object_get(p, "lines")));
-		put_kv(b, &ffirst, "lines", n);
-		json_decref(n);
-	} else if (streq(type, "OrderUpdated")) {
-		json_t *changed = json_array();
-		const char *k;
-		json_t *x;
-		json_object_foreach(p, k, x) if (!json_is_null(x))
-			json_array_append_new(changed, json_string(k));
-		put_kv(b, &ffirst, "changed", changed);
-		json_decref(changed);
-	} else if (streq(type, "ShippingAddressChanged")) {
-		json_t *a = json_object_get(p, "address");
+	if (n_is(type, "OrderPlaced")) {
+		put_kv(b, &ffirst, "total", ev,
+		       child(ev, child(ev, p, "totals"), "total"));
+		if (!ffirst)
+			out_c(b, ',');
+		ffirst = false;
+		OUT(b, "\"lines\":");
+		wb_json_put_int(b, (int64_t)arr_size(child(ev, p, "lines")));
+	} else if (n_is(type, "OrderUpdated")) {
+		if (!ffirst)
+			out_c(b, ',');
+		ffirst = false;
+		OUT(b, "\"changed\":[");
+		bool cf = true;
+		for (int32_t k = p && p->t == J_OBJ ? p->first : -1; k >= 0;
+		     k = ev->nodes[k].next)
+			if (ev->nodes[k].t != J_NULL) {
+				if (!cf)
+					out_c(b, ',');
+				cf = false;
+				put_lit_str(b, ev->nodes[k].key);
+			}
+		out_c(b, ']');
+	} else if (n_is(type, "ShippingAddressChanged")) {
+		const struct jn *a = child(ev, p, "address");
 		static const char *const ak[] = {"city", "postal_code",
 						 "country_code", NULL};
 		for (const char *const *k = ak; *k; k++)
-			if (!jnull(a, *k))
-				put_kv(b, &ffirst, *k, json_object_get(a, *k));
+			if (!n_null(child(ev, a, *k)))
+				put_kv(b, &ffirst, *k, ev, child(ev, a, *k));
 	}
-	wb_buf_append(b, "}}", 2);
+	OUT(b, "}}");
+}
+
+/* ---- the stored record ----------------------------------------------------
+ * "W1", the merchant (1 + bytes when a string, else 0), the ledger
+ * partition (for the answer cache, without decoding the rest), then every
+ * field in struct order: a value is a type byte plus a zig-zag varint
+ * (integers) or length-prefixed bytes (raw string bytes, JSON text). */
+
+#define REC_MAGIC0 'W'
+#define REC_MAGIC1 '1'
+
+static void r_val(wb_buf *b, const struct val *v)
+{
+	out_c(b, (char)v->t);
+	if (v->t == V_INT)
+		wb_avro_put_long(b, v->i);
+	else if (v->t == V_STR || v->t == V_JSON)
+		wb_avro_put_bytes(b, v->p, v->n);
+}
+
+static void r_items(wb_buf *b, const struct items *it)
+{
+	out_c(b, (char)it->arr);
+	wb_avro_put_long(b, it->n);
+	for (uint32_t i = 0; i < it->n; i++) {
+		const struct item *m = &it->v[i];
+		out_c(b, (char)(m->obj | m->has_key << 1));
+		if (m->has_key)
+			wb_avro_put_bytes(b, m->key, m->kn);
+		wb_avro_put_long(b, m->qty);
+		wb_avro_put_long(b, m->off);
+		wb_avro_put_long(b, m->len);
+	}
+}
+
+static void r_money(wb_buf *b, const struct money *m)
+{
+	out_c(b, (char)(m->obj | m->has_cur << 1));
+	wb_avro_put_long(b, m->amount);
+	if (m->has_cur)
+		wb_avro_put_bytes(b, m->cur, m->curn);
+}
+
+void wb_order_record(const struct wb_order *o, wb_buf *b)
+{
+	out_c(b, REC_MAGIC0);
+	out_c(b, REC_MAGIC1);
+	if (o->merchant.t == V_STR) {
+		out_c(b, 1);
+		wb_avro_put_bytes(b, o->merchant.p, o->merchant.n);
+	} else {
+		out_c(b, 0);
+	}
+	wb_avro_put_long(b, v_int(&o->partition, -1));
+	const struct val *top[] = {
+		&o->order_id, &o->merchant, &o->channel, &o->channel_order_id,
+		&o->name, &o->email, &o->phone, &o->note, &o->currency,
+		&o->placed_at, &o->totals, &o->shipping_address, &o->snapshot,
+		&o->lines, &o->snap_fstatus, &o->o_status, &o->cancel_reason,
+		&o->cancel_note, &o->cancelled_at, &o->o_updated_at,
+		&o->p_status, &o->amount_paid, &o->p_updated_at, &o->version,
+		&o->partition, &o->seq, &o->recorded_at, &o->updated_at};
+	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++)
+		r_val(b, top[i]);
+	r_items(b, &o->line_items);
+	r_money(b, &o->total);
+	wb_avro_put_long(b, o->n_fuls);
+	for (uint32_t i = 0; i < o->n_fuls; i++) {
+		const struct ful *f = &o->fuls[i];
+		r_val(b, &f->id);
+		r_val(b, &f->created_at);
+		r_val(b, &f->lines);
+		r_val(b, &f->carrier);
+		r_val(b, &f->tracking_numbers);
+		r_items(b, &f->items);
+	}
+	wb_avro_put_long(b, o->n_ships);
+	for (uint32_t i = 0; i < o->n_ships; i++) {
+		const struct ship *s = &o->ships[i];
+		const struct val *sv[] = {
+			&s->tracking_number, &s->fulfillment_id, &s->carrier,
+			&s->tracking_url, &s->status, &s->last_event,
+			&s->estimated_delivery, &s->delivered_at,
+			&s->updated_at};
+		for (size_t k = 0; k < 9; k++)
+			r_val(b, sv[k]);
+	}
+	wb_avro_put_long(b, o->n_refunds);
+	for (uint32_t i = 0; i < o->n_refunds; i++) {
+		const struct refund *r = &o->refunds[i];
+		r_val(b, &r->id);
+		r_val(b, &r->amount);
+		r_val(b, &r->lines);
+		r_val(b, &r->restock);
+		r_val(b, &r->reason);
+		r_val(b, &r->issued_at);
+		r_money(b, &r->money);
+		r_items(b, &r->items);
+	}
+	wb_avro_put_long(b, o->n_rets);
+	for (uint32_t i = 0; i < o->n_rets; i++) {
+		const struct ret *r = &o->rets[i];
+		r_val(b, &r->id);
+		r_val(b, &r->status);
+		r_val(b, &r->lines);
+		r_val(b, &r->reason);
+		r_val(b, &r->decline_reason);
+		for (int k = 0; k < AT_N; k++)
+			r_val(b, &r->at[k]);
+		r_val(b, &r->updated_at);
+		wb_avro_put_long(b, r->nlines);
+	}
+	wb_avro_put_long(b, o->n_actions);
+	for (uint32_t i = 0; i < o->n_actions; i++) {
+		const struct action *a = &o->actions[i];
+		const struct val *av[] = {
+			&a->id, &a->kind, &a->status, &a->parameters,
+			&a->requester, &a->idempotency_key, &a->reason,
+			&a->channel_ref, &a->requested_at, &a->updated_at,
+			&a->attempts};
+		for (size_t k = 0; k < 11; k++)
+			r_val(b, av[k]);
+	}
+	out_c(b, (char)o->nt);
+	for (int i = 0; i < o->nt; i++) {
+		out_c(b, (char)o->tord[i]);
+		wb_avro_put_long(b, o->tv[o->tord[i]]);
+	}
+}
+
+struct rd {
+	struct wb_avro_reader r;
+	bool bad;
+};
+
+static uint8_t rd_u8(struct rd *d)
+{
+	if (d->r.p >= d->r.end) {
+		d->bad = true;
+		return 0;
+	}
+	return *d->r.p++;
+}
+
+static int64_t rd_long(struct rd *d)
+{
+	int64_t v = 0;
+	if (!wb_avro_get_long(&d->r, &v))
+		d->bad = true;
+	return v;
+}
+
+static uint32_t rd_count(struct rd *d, size_t min_size)
+{
+	int64_t n = rd_long(d);
+	if (n < 0 || (uint64_t)n * min_size > (uint64_t)(d->r.end - d->r.p)) {
+		d->bad = true;
+		return 0;
+	}
+	return (uint32_t)n;
+}
+
+static const char *rd_bytes(struct rd *d, uint32_t *n)
+{
+	const uint8_t *p = NULL;
+	size_t len = 0;
+	if (!wb_avro_get_bytes(&d->r, &p, &len) || len > UINT32_MAX) {
+		d->bad = true;
+		*n = 0;
+		return "";
+	}
+	*n = (uint32_t)len;
+	return (const char *)p;
+}
+
+static struct val rd_val(struct rd *d)
+{
+	struct val v = {NULL, 0, rd_u8(d), 0};
+	if (v.t == V_INT)
+		v.i = rd_long(d);
+	else if (v.t == V_STR || v.t == V_JSON)
+		v.p = rd_bytes(d, &v.n);
+	else if (v.t > V_JSON)
+		d->bad = true;
+	return v;
+}
+
+static void rd_items(struct rd *d, struct wb_arena *a, struct items *it)
+{
+	it->arr = rd_u8(d) != 0;
+	it->n = rd_count(d, 4);
+	it->v = it->n ? wb_arena_alloc(a, it->n * sizeof(*it->v)) : NULL;
+	for (uint32_t i = 0; i < it->n && !d->bad; i++) {
+		struct item *m = &it->v[i];
+		uint8_t f = rd_u8(d);
+		*m = (struct item){.obj = f & 1, .has_key = (f >> 1) & 1};
+		if (m->has_key)
+			m->key = rd_bytes(d, &m->kn);
+		m->qty = rd_long(d);
+		m->off = (uint32_t)rd_long(d);
+		m->len = (uint32_t)rd_long(d);
+	}
+}
+
+static void rd_money(struct rd *d, struct money *m)
+{
+	uint8_t f = rd_u8(d);
+	*m = (struct money){.obj = f & 1, .has_cur = (f >> 1) & 1};
+	m->amount = rd_long(d);
+	if (m->has_cur)
+		m->cur = rd_bytes(d, &m->curn);
+}
+
+static bool rd_header(struct rd *d, const char **m, uint32_t *mn)
+{
+	if (rd_u8(d) != REC_MAGIC0 || rd_u8(d) != REC_MAGIC1)
+		return false;
+	bool has = rd_u8(d) == 1;
+	*m = NULL;
+	*mn = 0;
+	if (has)
+		*m = rd_bytes(d, mn);
+	return !d->bad;
+}
+
+bool wb_record_merchant(const uint8_t *rec, size_t len, const char **m,
+			size_t *n)
+{
+	struct rd d = {{rec, rec + len, true}, false};
+	uint32_t mn;
+	if (!rd_header(&d, m, &mn) || !*m)
+		return false;
+	*n = mn;
+	return true;
+}
+
+int32_t wb_record_partition(const uint8_t *rec, size_t len)
+{
+	struct rd d = {{rec, rec + len, true}, false};
+	const char *m;
+	uint32_t mn;
+	if (!rd_header(&d, &m, &mn))
+		return -1;
+	int64_t p = rd_long(&d);
+	return !d.bad && p >= 0 && p <= INT32_MAX ? (int32_t)p : -1;
+}
+
+#define RD_ARRAY(d, o, name)                                                 \
+	do {                                                                 \
+		(o)->n_##name = (o)->cap_##name = rd_count((d), 2);          \
+		(o)->name = (o)->n_##name                                    \
+				    ? wb_arena_alloc(&(o)->mem,              \
+						     (o)->n_##name *          \
+							     sizeof(*(o)->name)) \
+				    : NULL;                                  \
+	} while (0)
+
+wb_err wb_order_load(struct wb_order *o, uint8_t *rec, size_t len, bool own)
+{
+	order_clear(o);
+	if (own)
+		o->rec = rec;
+	struct rd d = {{rec, rec + len, true}, false};
+	const char *m;
+	uint32_t mn;
+	if (!rd_header(&d, &m, &mn))
+		goto bad;
+	rd_long(&d);
+	struct val *top[] = {
+		&o->order_id, &o->merchant, &o->channel, &o->channel_order_id,
+		&o->name, &o->email, &o->phone, &o->note, &o->currency,
+		&o->placed_at, &o->totals, &o->shipping_address, &o->snapshot,
+		&o->lines, &o->snap_fstatus, &o->o_status, &o->cancel_reason,
+		&o->cancel_note, &o->cancelled_at, &o->o_updated_at,
+		&o->p_status, &o->amount_paid, &o->p_updated_at, &o->version,
+		&o->partition, &o->seq, &o->recorded_at, &o->updated_at};
+	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++)
+		*top[i] = rd_val(&d);
+	rd_items(&d, &o->mem, &o->line_items);
+	rd_money(&d, &o->total);
+	RD_ARRAY(&d, o, fuls);
+	for (uint32_t i = 0; i < o->n_fuls && !d.bad; i++) {
+		struct ful *f = &o->fuls[i];
+		f->id = rd_val(&d);
+		f->created_at = rd_val(&d);
+		f->lines = rd_val(&d);
+		f->carrier = rd_val(&d);
+		f->tracking_numbers = rd_val(&d);
+		rd_items(&d, &o->mem, &f->items);
+	}
+	RD_ARRAY(&d, o, ships);
+	for (uint32_t i = 0; i < o->n_ships && !d.bad; i++) {
+		struct ship *s = &o->ships[i];
+		struct val *sv[] = {
+			&s->tracking_number, &s->fulfillment_id, &s->carrier,
+			&s->tracking_url, &s->status, &s->last_event,
+			&s->estimated_delivery, &s->delivered_at,
+			&s->updated_at};
+		for (size_t k = 0; k < 9; k++)
+			*sv[k] = rd_val(&d);
+	}
+	RD_ARRAY(&d, o, refunds);
+	for (uint32_t i = 0; i < o->n_refunds && !d.bad; i++) {
+		struct refund *r = &o->refunds[i];
+		r->id = rd_val(&d);
+		r->amount = rd_val(&d);
+		r->lines = rd_val(&d);
+		r->restock = rd_val(&d);
+		r->reason = rd_val(&d);
+		r->issued_at = rd_val(&d);
+		rd_money(&d, &r->money);
+		rd_items(&d, &o->mem, &r->items);
+	}
+	RD_ARRAY(&d, o, rets);
+	for (uint32_t i = 0; i < o->n_rets && !d.bad; i++) {
+		struct ret *r = &o->rets[i];
+		r->id = rd_val(&d);
+		r->status = rd_val(&d);
+		r->lines = rd_val(&d);
+		r->reason = rd_val(&d);
+		r->decline_reason = rd_val(&d);
+		for (int k = 0; k < AT_N; k++)
+			r->at[k] = rd_val(&d);
+		r->updated_at = rd_val(&d);
+		r->nlines = (uint32_t)rd_long(&d);
+	}
+	RD_ARRAY(&d, o, actions);
+	for (uint32_t i = 0; i < o->n_actions && !d.bad; i++) {
+		struct action *a = &o->actions[i];
+		struct val *av[] = {
+			&a->id, &a->kind, &a->status, &a->parameters,
+			&a->requester, &a->idempotency_key, &a->reason,
+			&a->channel_ref, &a->requested_at, &a->updated_at,
+			&a->attempts};
+		for (size_t k = 0; k < 11; k++)
+			*av[k] = rd_val(&d);
+	}
+	uint8_t nt = rd_u8(&d);
+	if (nt > F_COUNT)
+		goto bad;
+	for (int i = 0; i < nt && !d.bad; i++) {
+		uint8_t f = rd_u8(&d);
+		if (f >= F_COUNT || o->tset[f])
+			goto bad;
+		o->tord[o->nt++] = f;
+		o->tset[f] = true;
+		o->tv[f] = rd_long(&d);
+	}
+	if (d.bad || d.r.p != d.r.end)
+		goto bad;
+	/* the lines' item spans must lie inside the lines' text */
+	for (uint32_t i = 0; i < o->line_items.n; i++) {
+		const struct item *it = &o->line_items.v[i];
+		if (o->lines.t != V_JSON || it->len < 1 ||
+		    (uint64_t)it->off + it->len > o->lines.n)
+			goto bad;
+	}
+	o->exists = true;
+	return WB_OK;
+bad:
+	order_clear(o);
+	return WB_ECORRUPT;
+}
+
+/* ---- a jansson view as a struct -------------------------------------------- */
+
+static struct val vnode_or_absent(const struct fold *c, const struct jn *x)
+{
+	return x ? vnode(c, x) : (struct val){0};
+}
+
+static void order_from_dom(struct wb_order *o, const struct wb_event *ev,
+			   struct wb_arena *a)
+{
+	struct fold c = {.o = o, .ev = ev, .root = N(ev, ev->root), .a = a};
+	const struct jn *v = c.root;
+	if (!v || v->t != J_OBJ)
+		return;
+	o->exists = true;
+#define TOP(f, k) o->f = vnode(&c, child(ev, v, k))
+	TOP(order_id, "order_id");
+	TOP(merchant, "merchant");
+	TOP(channel, "channel");
+	TOP(channel_order_id, "channel_order_id");
+	TOP(name, "name");
+	TOP(email, "email");
+	TOP(phone, "phone");
+	TOP(note, "note");
+	TOP(currency, "currency");
+	TOP(placed_at, "placed_at");
+	TOP(shipping_address, "shipping_address");
+#undef TOP
+	set_totals(&c, child(ev, v, "totals"));
+	set_snapshot(&c, child(ev, v, "snapshot"));
+	set_lines(&c, child(ev, v, "lines"));
+	const struct jn *x = child(ev, v, "order");
+	o->o_status = vnode(&c, child(ev, x, "status"));
+	o->cancel_reason = vnode(&c, child(ev, x, "cancel_reason"));
+	o->cancel_note = vnode(&c, child(ev, x, "cancel_note"));
+	o->cancelled_at = vnode(&c, child(ev, x, "cancelled_at"));
+	o->o_updated_at = vnode(&c, child(ev, x, "updated_at"));
+	x = child(ev, v, "payment");
+	o->p_status = vnode(&c, child(ev, x, "status"));
+	o->amount_paid = vnode(&c, child(ev, x, "amount_paid"));
+	o->p_updated_at = vnode(&c, child(ev, x, "updated_at"));
+	x = child(ev, v, "fulfillments");
+	for (int32_t k = x && x->t == J_ARR ? x->first : -1; k >= 0;
+	     k = ev->nodes[k].next) {
+		const struct jn *e = &ev->nodes[k];
+		struct ful *f = PUSH(o, fuls, a);
+		f->id = vnode(&c, child(ev, e, "fulfillment_id"));
+		f->created_at = vnode(&c, child(ev, e, "created_at"));
+		f->lines = vnode(&c, child(ev, e, "lines"));
+		items_of(&c, child(ev, e, "lines"), &f->items);
+		f->carrier = vnode(&c, child(ev, e, "carrier"));
+		f->tracking_numbers = vnode(&c, child(ev, e, "tracking_numbers"));
+	}
+	x = child(ev, v, "shipments");
+	for (int32_t k = x && x->t == J_ARR ? x->first : -1; k >= 0;
+	     k = ev->nodes[k].next) {
+		const struct jn *e = &ev->nodes[k];
+		struct ship *s = PUSH(o, ships, a);
+		s->tracking_number = vnode(&c, child(ev, e, "tracking_number"));
+		s->fulfillment_id = vnode(&c, child(ev, e, "fulfillment_id"));
+		s->carrier = vnode(&c, child(ev, e, "carrier"));
+		s->tracking_url = vnode(&c, child(ev, e, "tracking_url"));
+		s->status = vnode(&c, child(ev, e, "status"));
+		s->last_event = vnode(&c, child(ev, e, "last_event"));
+		s->estimated_delivery =
+			vnode(&c, child(ev, e, "estimated_delivery"));
+		s->delivered_at = vnode(&c, child(ev, e, "delivered_at"));
+		s->updated_at = vnode(&c, child(ev, e, "updated_at"));
+	}
+	x = child(ev, v, "refunds");
+	for (int32_t k = x && x->t == J_ARR ? x->first : -1; k >= 0;
+	     k = ev->nodes[k].next) {
+		const struct jn *e = &ev->nodes[k];
+		struct refund *r = PUSH(o, refunds, a);
+		r->id = vnode(&c, child(ev, e, "refund_id"));
+		r->amount = vnode(&c, child(ev, e, "amount"));
+		r->money = money_of(&c, child(ev, e, "amount"));
+		r->lines = vnode(&c, child(ev, e, "lines"));
+		items_of(&c, child(ev, e, "lines"), &r->items);
+		r->restock = vnode(&c, child(ev, e, "restock"));
+		r->reason = vnode(&c, child(ev, e, "reason"));
+		r->issued_at = vnode(&c, child(ev, e, "issued_at"));
+	}
+	x = child(ev, v, "returns");
+	for (int32_t k = x && x->t == J_ARR ? x->first : -1; k >= 0;
+	     k = ev->nodes[k].next) {
+		const struct jn *e = &ev->nodes[k];
+		struct ret *r = PUSH(o, rets, a);
+		r->id = vnode(&c, child(ev, e, "return_id"));
+		r->status = vnode(&c, child(ev, e, "status"));
+		r->lines = vnode(&c, child(ev, e, "lines"));
+		r->nlines = (uint32_t)arr_size(child(ev, e, "lines"));
+		r->reason = vnode(&c, child(ev, e, "reason"));
+		r->decline_reason = vnode(&c, child(ev, e, "decline_reason"));
+		for (int s = 0; s < AT_N; s++) {
+			char at[32];
+			snprintf(at, sizeof(at), "%s_at", return_steps[s]);
+			r->at[s] = vnode(&c, child(ev, e, at));
+		}
+		r->updated_at = vnode(&c, child(ev, e, "updated_at"));
+	}
+	x = child(ev, v, "actions");
+	for (int32_t k = x && x->t == J_ARR ? x->first : -1; k >= 0;
+	     k = ev->nodes[k].next) {
+		const struct jn *e = &ev->nodes[k];
+		struct action *ac = PUSH(o, actions, a);
+		ac->id = vnode(&c, child(ev, e, "action_id"));
+		ac->kind = vnode(&c, child(ev, e, "kind"));
+		ac->status = vnode(&c, child(ev, e, "status"));
+		ac->parameters = vnode(&c, child(ev, e, "parameters"));
+		ac->requester = vnode(&c, child(ev, e, "requester"));
+		ac->idempotency_key = vnode(&c, child(ev, e, "idempotency_key"));
+		ac->reason = vnode(&c, child(ev, e, "reason"));
+		ac->channel_ref = vnode(&c, child(ev, e, "channel_ref"));
+		ac->requested_at = vnode(&c, child(ev, e, "requested_at"));
+		ac->updated_at = vnode(&c, child(ev, e, "updated_at"));
+		ac->attempts = vnode_or_absent(&c, child(ev, e, "attempts"));
+	}
+	x = child(ev, v, "_t");
+	for (int32_t k = x && x->t == J_OBJ ? x->first : -1; k >= 0;
+	     k = ev->nodes[k].next) {
+		const struct jn *e = &ev->nodes[k];
+		for (int f = 0; f < F_COUNT; f++)
+			if (strcmp(e->key, facet_names[f]) == 0 &&
+			    !o->tset[f]) {
+				o->tset[f] = true;
+				o->tord[o->nt++] = (uint8_t)f;
+				o->tv[f] = n_int(e, 0);
+			}
+	}
+	o->version = vnode_or_absent(&c, child(ev, v, "version"));
+	o->partition = vnode_or_absent(&c, child(ev, v, "partition"));
+	o->seq = vnode_or_absent(&c, child(ev, v, "seq"));
+	o->recorded_at = vnode_or_absent(&c, child(ev, v, "recorded_at"));
+	o->updated_at = vnode_or_absent(&c, child(ev, v, "updated_at"));
+}
+
+/* ---- the jansson interface ------------------------------------------------ */
+
+struct conv {
+	struct wb_arena a;
+	struct wb_event *ev;
+	struct wb_order *o;
+	wb_buf b;
+};
+
+static void conv_open(struct conv *cv, json_t *view)
+{
+	memset(cv, 0, sizeof(*cv));
+	cv->ev = wb_event_new();
+	cv->o = wb_order_new();
+	wb_buf_init(&cv->b);
+	if (view) {
+		wb_event_from_json(cv->ev, view);
+		order_from_dom(cv->o, cv->ev, &cv->a);
+	}
+}
+
+static void conv_close(struct conv *cv)
+{
+	wb_event_free(cv->ev);
+	wb_order_free(cv->o);
+	wb_arena_finish(&cv->a);
+	wb_buf_finish(&cv->b);
+}
+
+static json_t *load_text(const wb_buf *b)
+{
+	json_error_t je;
+	json_t *j = json_loadb((const char *)b->data, b->len, 0, &je);
+	assert(j && "the fold writes valid JSON");
+	return j;
+}
+
+wb_err wb_order_fold_ex(json_t **view, json_t *entry,
+			struct wb_fold_info *info, char *msg, size_t msglen)
+{
+	struct conv cv;
+	conv_open(&cv, *view);
+	wb_event_from_json(cv.ev, entry);
+	wb_err rc = wb_order_apply(cv.o, cv.ev, &cv.a, info, msg, msglen);
+	if (!rc) {
+		wb_order_view_write(cv.o, &cv.b);
+		json_t *nv = load_text(&cv.b);
+		json_decref(*view);
+		*view = nv;
+	}
+	conv_close(&cv);
+	return rc;
+}
+
+wb_err wb_order_fold(json_t **view, json_t *entry, char *msg, size_t msglen)
+{
+	return wb_order_fold_ex(view, entry, NULL, msg, msglen);
+}
+
+json_t *wb_order_present(json_t *view, int64_t now_ms, int return_window_days)
+{
+	struct conv cv;
+	conv_open(&cv, view);
+	wb_order_present_write(cv.o, now_ms, return_window_days, &cv.b);
+	json_t *p = load_text(&cv.b);
+	conv_close(&cv);
+	return p;
+}
+
+void wb_order_status_encode(json_t *view, wb_buf *out)
+{
+	struct conv cv;
+	conv_open(&cv, view);
+	wb_order_status_write(cv.o, out);
+	conv_close(&cv);
+}
+
+json_t *wb_order_status(json_t *view, int64_t now_ms, int return_window_days)
+{
+	(void)now_ms; /* nothing in OrderStatus depends on the clock */
+	(void)return_window_days;
+	wb_buf b;
+	wb_buf_init(&b);
+	wb_order_status_encode(view, &b);
+	json_t *st = NULL;
+	char msg[128];
+	wb_err rc = wb_avro_decode(WB_SCHEMA_ORDER_STATUS, b.data, b.len, &st,
+				   msg, sizeof(msg));
+	assert(rc == WB_OK && "the fold writes valid OrderStatus");
+	(void)rc;
+	wb_buf_finish(&b);
+	return st;
+}
+
+void wb_timeline_write(wb_buf *b, json_t *entry,
+		       const struct wb_fold_info *info)
+{
+	struct wb_event *ev = wb_event_new();
+	wb_event_from_json(ev, entry);
+	wb_event_timeline(b, ev, info);
+	wb_event_free(ev);
 }
 
 json_t *wb_timeline_entry(json_t *entry, const struct wb_fold_info *info)
@@ -669,483 +2795,15 @@ json_t *wb_timeline_entry(json_t *entry, const struct wb_fold_info *info)
 	return t;
 }
 
-/* ---- presentation --------------------------------------------------------- */
-
-#define DAY_MS (24LL * 3600 * 1000)
-
-static const char *line_key(json_t *line)
+void wb_view_lookups(json_t *view,
+		     void (*fn)(enum wb_lookup kind, const char *value,
+				void *ud),
+		     void *ud)
 {
-	const char *k = jstr(line, "line_id");
-	return k ? k : jstr(line, "sku");
-}
-
-/* Quantity of the order's line with key k in a list of ItemQuantity. */
-static int64_t qty_of(json_t *items, const char *k)
-{
-	int64_t n = 0;
-	size_t i;
-	json_t *it;
-	json_array_foreach(items, i, it) {
-		const char *ik = line_key(it);
-		if (ik && k && strcmp(ik, k) == 0)
-			n += jint(it, "quantity", 0);
-	}
-	return n;
-}
-
-static int fulfillment_rank(const char *s)
-{
-	if (streq(s, "fulfilled"))
-		return 2;
-	if (streq(s, "partially_fulfilled") || streq(s, "partial"))
-		return 1;
-	return 0;
-}
-
-static const char *const fulfillment_names[] = {
-	"unfulfilled", "partially_fulfilled", "fulfilled"};
-
-/* The fulfillment status: the most fulfilled of what the fulfillments
- * cover and what the latest channel snapshot says. */
-static int fulfillment_rank_of(json_t *view)
-{
-	json_t *lines = json_object_get(view, "lines");
-	json_t *fs = json_object_get(view, "fulfillments");
-	int rank = 0;
-	if (json_array_size(fs)) {
-		bool all = true;
-		size_t i, j;
-		json_t *l, *f;
-		json_array_foreach(lines, i, l) {
-			int64_t done = 0;
-			json_array_foreach(fs, j, f)
-				done += qty_of(json_object_get(f, "lines"),
-					       line_key(l));
-			if (done < jint(l, "quantity", 0))
-				all = false;
-		}
-		rank = all ? 2 : 1;
-	}
-	int snap = fulfillment_rank(
-		jstr(json_object_get(view, "snapshot"), "fulfillment_status"));
-	return snap > rank ? snap : rank;
-}
-
-/* Lines with fulfilled and refunded quantities. */
-static json_t *present_lines(json_t *view)
-{
-	json_t *lines = json_deep_copy(json_object_get(view, "lines"));
-	json_t *fs = json_object_get(view, "fulfillments");
-	json_t *refunds = json_object_get(view, "refunds");
-	size_t i, j;
-	json_t *l, *f, *r;
-	json_array_foreach(lines, i, l) {
-		int64_t done = 0, back = 0;
-		json_array_foreach(fs, j, f)
-			done += qty_of(json_object_get(f, "lines"),
-				       line_key(l));
-		json_array_foreach(refunds, j, r)
-			back += qty_of(json_object_get(r, "lines"),
-				       line_key(l));
-		json_object_set_new(l, "fulfilled_quantity",
-				    json_integer(done));
-		json_object_set_new(l, "refunded_quantity",
-				    json_integer(back));
-	}
-	return lines;
-}
-
-/* Refunded amounts, one Money per currency, sorted by currency. */
-static json_t *refunded_totals(json_t *view)
-{
-	json_t *by = json_object();
-	size_t i;
-	json_t *r;
-	json_array_foreach(json_object_get(view, "refunds"), i, r) {
-		json_t *m = json_object_get(r, "amount");
-		const char *cur = jstr(m, "currency");
-		if (!cur)
-			continue;
-		json_int_t prev = json_integer_value(json_object_get(by, cur));
-		json_object_set_new(by, cur,
-				    json_integer(prev + json_integer_value(
-						 json_object_get(m, "amount"))));
-	}
-	json_t *out = json_array();
-	const char **keys = wb_xcalloc(json_object_size(by) + 1, sizeof(char *));
-	size_t n = 0;
-	const char *k;
-	json_t *x;
-	json_object_foreach(by, k, x) keys[n++] = k;
-	for (size_t a = 1; a < n; a++) /* few currencies: insertion sort */
-		for (size_t b = a; b > 0 && strcmp(keys[b - 1], keys[b]) > 0; b--) {
-			const char *t = keys[b];
-			keys[b] = keys[b - 1];
-			keys[b - 1] = t;
-		}
-	for (size_t a = 0; a < n; a++)
-		json_array_append_new(out, json_pack("{s:O,s:s}", "amount",
-						     json_object_get(by, keys[a]),
-						     "currency", keys[a]));
-	free(keys);
-	json_decref(by);
-	return out;
-}
-
-/* Refunded in full: the channel says so, or the refunds in the order's
- * currency reach its total. Amounts in other currencies never add up to
- * a total in this one. */
-static bool fully_refunded(json_t *view)
-{
-	const char *pay = jstr(json_object_get(view, "payment"), "status");
-	if (streq(pay, "refunded"))
-		return true;
-	json_t *total = json_object_get(json_object_get(view, "totals"),
-					"total");
-	const char *cur = jstr(total, "currency");
-	int64_t amount = jint(total, "amount", 0);
-	if (!cur || amount <= 0)
-		return false;
-	int64_t sum = 0;
-	size_t i;
-	json_t *r;
-	json_array_foreach(json_object_get(view, "refunds"), i, r) {
-		json_t *m = json_object_get(r, "amount");
-		if (streq(jstr(m, "currency"), cur))
-			sum += jint(m, "amount", 0);
-	}
-	return sum >= amount;
-}
-
-static bool return_open(json_t *r)
-{
-	const char *s = jstr(r, "status");
-	return streq(s, "requested") || streq(s, "approved") ||
-	       streq(s, "received");
-}
-
-static bool pending(json_t *view, const char *kind)
-{
-	size_t i;
-	json_t *a;
-	json_array_foreach(json_object_get(view, "actions"), i, a)
-		if (streq(jstr(a, "status"), "requested") &&
-		    (!kind || streq(jstr(a, "kind"), kind)))
-			return true;
-	return false;
-}
-
-/* Progress of one shipment for the customer. */
-static int ship_rank(const char *s, const char **name)
-{
-	static const struct {
-		const char *status, *customer;
-		int rank;
-	} map[] = {
-		{"label_printed", "shipped", 1},
-		{"label_purchased", "shipped", 1},
-		{"confirmed", "shipped", 1},
-		{"other", "shipped", 1},
-		{"ready_for_pickup", "ready_for_pickup", 2},
-		{"picked_up", "in_transit", 3},
-		{"in_transit", "in_transit", 3},
-		{"delayed", "delayed", 3},
-		{"out_for_delivery", "out_for_delivery", 4},
-		{"delivered", "delivered", 5},
-	};
-	for (size_t i = 0; s && i < sizeof(map) / sizeof(map[0]); i++)
-		if (strcmp(map[i].status, s) == 0) {
-			*name = map[i].customer;
-			return map[i].rank;
-		}
-	*name = "shipped";
-	return 1; /* fulfilled, no carrier news yet */
-}
-
-static bool ship_problem(const char *s)
-{
-	return streq(s, "failure") || streq(s, "attempted_delivery") ||
-	       streq(s, "returned_to_sender");
-}
-
-/* A POS sale with nothing to ship was handed over at the till. */
-static bool handed_over(json_t *view)
-{
-	return streq(jstr(view, "channel"), "pos") &&
-	       json_array_size(json_object_get(view, "shipments")) == 0 &&
-	       json_array_size(json_object_get(view, "fulfillments")) == 0 &&
-	       !jnull(view, "placed_at");
-}
-
-/* When the order reached the customer (latest delivered shipment), or -1. */
-static int64_t delivered_at(json_t *view)
-{
-	if (handed_over(view))
-		return jint(view, "placed_at", -1);
-	int64_t at = -1;
-	size_t i;
-	json_t *s;
-	json_array_foreach(json_object_get(view, "shipments"), i, s)
-		if (streq(jstr(s, "status"), "delivered") &&
-		    jint(s, "delivered_at", -1) > at)
-			at = jint(s, "delivered_at", -1);
-	return at;
-}
-
-static const char *customer_status(json_t *view, const char *fstatus,
-				   bool refunded)
-{
-	json_t *ships = json_object_get(view, "shipments");
-	if (streq(jstr(json_object_get(view, "order"), "status"), "cancelled"))
-		return "cancelled";
-	if (refunded)
-		return "refunded";
-	size_t i;
-	json_t *x;
-	json_array_foreach(json_object_get(view, "returns"), i, x)
-		if (return_open(x))
-			return "return_in_progress";
-	if (handed_over(view))
-		return "delivered";
-	bool partial = streq(fstatus, "partially_fulfilled");
-	if (json_array_size(ships) == 0) {
-		if (streq(fstatus, "unfulfilled"))
-			return "processing";
-		return partial ? "partially_shipped" : "shipped";
-	}
-	int least = 99;
-	const char *least_name = "shipped";
-	json_array_foreach(ships, i, x) {
-		const char *st = jstr(x, "status");
-		if (ship_problem(st))
-			return "delivery_problem";
-		const char *name;
-		int r = ship_rank(st, &name);
-		if (r < least) {
-			least = r;
-			least_name = name;
-		}
-	}
-	if (least == 5)
-		return partial ? "partially_delivered" : "delivered";
-	if (partial && least == 1)
-		return "partially_shipped";
-	return least_name;
-}
-
-static json_t *verdict(bool allowed, const char *reason)
-{
-	return json_pack("{s:b,s:s}", "allowed", allowed, "reason", reason);
-}
-
-json_t *wb_order_present(json_t *view, int64_t now_ms, int return_window_days)
-{
-	json_t *out = json_object();
-	const char *k;
-	json_t *x;
-	json_object_foreach(view, k, x) if (k[0] != '_')
-		json_object_set(out, k, x);
-
-	const char *fstatus = fulfillment_names[fulfillment_rank_of(view)];
-	json_object_set_new(out, "lines", present_lines(view));
-	json_t *ful = json_pack(
-		"{s:s,s:O,s:O}", "status", fstatus, "fulfillments",
-		nn(json_object_get(view, "fulfillments")), "updated_at",
-		nn(json_object_get(json_object_get(view, "_t"),
-				   "fulfillment")));
-	json_object_del(out, "fulfillments");
-	json_object_set_new(out, "fulfillment", ful);
-	json_object_set_new(out, "refunded", refunded_totals(view));
-	bool full_refund = fully_refunded(view);
-	const char *cs = customer_status(view, fstatus, full_refund);
-	json_object_set_new(out, "customer_status", json_string(cs));
-
-	json_t *pend = json_array();
-	size_t i;
-	json_t *a;
-	json_array_foreach(json_object_get(view, "actions"), i, a)
-		if (streq(jstr(a, "status"), "requested"))
-			json_array_append(pend, a);
-	json_object_set_new(out, "pending_actions", pend);
-
-	/* eligibility */
-	const char *ostatus = jstr(json_object_get(view, "order"), "status");
-	bool cancelled = streq(ostatus, "cancelled");
-	bool placed = ostatus != NULL;
-	bool shipped_any = json_array_size(json_object_get(view, "shipments")) ||
-			   !streq(fstatus, "unfulfilled") || handed_over(view);
-	json_t *el = json_object();
-	if (cancelled)
-		json_object_set_new(el, "can_cancel",
-				    verdict(false, "already_cancelled"));
-	else if (shipped_any)
-		json_object_set_new(el, "can_cancel",
-				    verdict(false, handed_over(view)
-							   ? "already_fulfilled"
-							   : "already_shipped"));
-	else if (!placed)
-		json_object_set_new(el, "can_cancel",
-				    verdict(false, "order_not_placed"));
-	else if (pending(view, "cancel"))
-		json_object_set_new(el, "can_cancel",
-				    verdict(false, "cancel_pending"));
-	else
-		json_object_set_new(el, "can_cancel",
-				    verdict(true, "not_yet_shipped"));
-
-	if (cancelled)
-		json_object_set_new(el, "can_change_address",
-				    verdict(false, "order_cancelled"));
-	else if (shipped_any)
-		json_object_set_new(el, "can_change_address",
-				    verdict(false, "already_fulfilled"));
-	else if (!placed)
-		json_object_set_new(el, "can_change_address",
-				    verdict(false, "order_not_placed"));
-	else if (pending(view, "change_address"))
-		json_object_set_new(el, "can_change_address",
-				    verdict(false, "change_pending"));
-	else
-		json_object_set_new(el, "can_change_address",
-				    verdict(true, "not_yet_fulfilled"));
-
-	int64_t deliv = delivered_at(view);
-	json_t *ret;
-	bool open_return = false;
-	json_array_foreach(json_object_get(view, "returns"), i, a)
-		if (return_open(a))
-			open_return = true;
-	if (cancelled)
-		ret = verdict(false, "order_cancelled");
-	else if (return_window_days <= 0)
-		ret = verdict(false, "returns_not_accepted");
-	else if (deliv < 0)
-		ret = verdict(false, "not_delivered");
-	else if (full_refund)
-		ret = verdict(false, "already_refunded");
-	else if (open_return)
-		ret = verdict(false, "return_in_progress");
-	else if (pending(view, "request_return"))
-		ret = verdict(false, "return_pending");
-	else if (now_ms > deliv + (int64_t)return_window_days * DAY_MS)
-		ret = verdict(false, "return_window_expired");
-	else
-		ret = verdict(true, "within_return_window");
-	json_object_set_new(ret, "window_days",
-			    json_integer(return_window_days > 0
-						 ? return_window_days
-						 : 0));
-	json_object_set_new(ret, "window_ends_at",
-			    deliv >= 0 && return_window_days > 0
-				    ? json_integer(deliv +
-						   (int64_t)return_window_days *
-							   DAY_MS)
-				    : json_null());
-	json_object_set_new(el, "can_return", ret);
-	json_object_set_new(out, "eligibility", el);
-	json_object_set_new(out, "delivered_at",
-			    deliv >= 0 ? json_integer(deliv) : json_null());
-	return out;
-}
-
-/* ---- OrderStatus ------------------------------------------------------- */
-
-/* What an OrderStatus record says about a stored view. */
-struct status_facts {
-	json_t *view;
-	const char *customer_status, *order_status, *fulfillment_status;
-	json_t *name, *payment_status, *total; /* NULL = null */
-};
-
-static void status_facts(json_t *view, struct status_facts *f)
-{
-	f->view = view;
-	f->fulfillment_status = fulfillment_names[fulfillment_rank_of(view)];
-	f->customer_status = customer_status(view, f->fulfillment_status,
-					     fully_refunded(view));
-	const char *os = jstr(json_object_get(view, "order"), "status");
-	f->order_status = os ? os : "unknown";
-	f->name = json_is_string(json_object_get(view, "name"))
-			  ? json_object_get(view, "name")
-			  : NULL;
-	json_t *ps = json_object_get(json_object_get(view, "payment"),
-				     "status");
-	f->payment_status = json_is_string(ps) ? ps : NULL;
-	json_t *t = json_object_get(json_object_get(view, "totals"), "total");
-	f->total = json_is_object(t) ? t : NULL;
-}
-
-json_t *wb_order_status(json_t *view, int64_t now_ms, int return_window_days)
-{
-	(void)now_ms; /* nothing in OrderStatus depends on the clock */
-	(void)return_window_days;
-	struct status_facts f;
-	status_facts(view, &f);
-	json_t *tns = json_array();
-	size_t i;
-	json_t *s;
-	json_array_foreach(json_object_get(view, "shipments"), i, s)
-		json_array_append(tns, json_object_get(s, "tracking_number"));
-	return json_pack(
-		"{s:O,s:O,s:O,s:O,s:I,s:I,s:I,s:s,s:s,s:O,s:s,s:o,s:O,s:I}",
-		"order_id", nn(json_object_get(view, "order_id")), "merchant",
-		nn(json_object_get(view, "merchant")), "channel",
-		nn(json_object_get(view, "channel")), "name", nn(f.name),
-		"version", (json_int_t)jint(view, "version", 0),
-		"ledger_partition", (json_int_t)jint(view, "partition", 0),
-		"ledger_seq", (json_int_t)jint(view, "seq", 0),
-		"customer_status", f.customer_status, "order_status",
-		f.order_status, "payment_status", nn(f.payment_status),
-		"fulfillment_status", f.fulfillment_status, "tracking_numbers",
-		tns, "total", nn(f.total), "updated_at",
-		(json_int_t)jint(view, "updated_at", -1));
-}
-
-static void avro_str(wb_buf *b, const char *s)
-{
-	if (!s)
-		s = "";
-	wb_avro_put_bytes(b, s, strlen(s));
-}
-
-/* The Avro body of OrderStatus, written field by field in the schema's
- * order (schemas/OrderStatus.avsc); a unit test checks it against the
- * generic codec. */
-void wb_order_status_encode(json_t *view, wb_buf *out)
-{
-	struct status_facts f;
-	status_facts(view, &f);
-	avro_str(out, jstr(view, "order_id"));
-	avro_str(out, jstr(view, "merchant"));
-	avro_str(out, jstr(view, "channel"));
-	wb_avro_put_long(out, f.name ? 1 : 0);
-	if (f.name)
-		avro_str(out, json_string_value(f.name));
-	wb_avro_put_long(out, jint(view, "version", 0));
-	wb_avro_put_long(out, jint(view, "partition", 0));
-	wb_avro_put_long(out, jint(view, "seq", 0));
-	avro_str(out, f.customer_status);
-	avro_str(out, f.order_status);
-	wb_avro_put_long(out, f.payment_status ? 1 : 0);
-	if (f.payment_status)
-		avro_str(out, json_string_value(f.payment_status));
-	avro_str(out, f.fulfillment_status);
-	json_t *ships = json_object_get(view, "shipments");
-	size_t n = json_array_size(ships);
-	if (n) {
-		wb_avro_put_long(out, (int64_t)n);
-		size_t i;
-		json_t *s;
-		json_array_foreach(ships, i, s)
-			avro_str(out, jstr(s, "tracking_number"));
-	}
-	wb_avro_put_long(out, 0);
-	wb_avro_put_long(out, f.total ? 1 : 0);
-	if (f.total) {
-		wb_avro_put_long(out, jint(f.total, "amount", 0));
-		avro_str(out, jstr(f.total, "currency"));
-	}
-	wb_avro_put_long(out, jint(view, "updated_at", -1));
+	struct conv cv;
+	conv_open(&cv, view);
+	wb_order_lookups(cv.o, fn, ud);
+	conv_close(&cv);
 }
 
 /* ---- lookups ------------------------------------------------------------- */
@@ -1177,29 +2835,6 @@ bool wb_lookup_normalise(enum wb_lookup kind, const char *in, wb_buf *out)
 	wb_buf_putc(out, 0);
 	out->len--;
 	return out->len > 0;
-}
-
-void wb_view_lookups(json_t *view,
-		     void (*fn)(enum wb_lookup kind, const char *value,
-				void *ud),
-		     void *ud)
-{
-	wb_buf b;
-	wb_buf_init(&b);
-	if (wb_lookup_normalise(WB_LOOKUP_EMAIL, jstr(view, "email"), &b))
-		fn(WB_LOOKUP_EMAIL, (const char *)b.data, ud);
-	if (wb_lookup_normalise(WB_LOOKUP_NAME, jstr(view, "name"), &b))
-		fn(WB_LOOKUP_NAME, (const char *)b.data, ud);
-	if (wb_lookup_normalise(WB_LOOKUP_CHANNEL_ORDER_ID,
-				jstr(view, "channel_order_id"), &b))
-		fn(WB_LOOKUP_CHANNEL_ORDER_ID, (const char *)b.data, ud);
-	size_t i;
-	json_t *s;
-	json_array_foreach(json_object_get(view, "shipments"), i, s)
-		if (wb_lookup_normalise(WB_LOOKUP_TRACKING,
-					jstr(s, "tracking_number"), &b))
-			fn(WB_LOOKUP_TRACKING, (const char *)b.data, ud);
-	wb_buf_finish(&b);
 }
 
 /* ---- return windows -------------------------------------------------------- */

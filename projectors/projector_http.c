@@ -609,16 +609,15 @@ static enum MHD_Result answer_order(wb_projector_http *h,
 		np = 0;
 	for (int32_t p = 0; p < np; p++)
 		snap[p] = wb_views_applied(h->views, p);
-	json_t *res = NULL;
-	wb_err e = wb_views_order(h->views, r->merchant, r->m.id, &res);
-	if (e == WB_ENOTFOUND)
-		return not_found(h, c, r, "no such order");
-	if (e)
+	int32_t part = -1;
+	wb_err e = wb_views_order_json(h->views, r->merchant, r->m.id, &body,
+				       &part);
+	if (e) {
+		wb_buf_finish(&body);
+		if (e == WB_ENOTFOUND)
+			return not_found(h, c, r, "no such order");
 		return store_error(h, c, r, e);
-	wb_json_write(&body, res);
-	json_t *pj = json_object_get(res, "partition");
-	int64_t part = json_is_integer(pj) ? json_integer_value(pj) : -1;
-	json_decref(res);
+	}
 	if (part >= 0 && part < np)
 		wb_http_cache_put(h->cache, r->merchant, r->m.id,
 				  (int32_t)part, snap[part], now,
@@ -675,31 +674,48 @@ static enum MHD_Result answer_data(wb_projector_http *h,
 		} else if (e) {
 			return store_error(h, c, r, e);
 		}
-		json_t *orders = json_array();
-		size_t i;
+		/* "orders":[views...],"has_more":b as text: the views are
+		 * written by the store, never built as jansson values */
+		wb_buf list;
+		wb_buf_init(&list);
+		wb_buf_putc(&list, '[');
+		size_t i, n = 0;
 		json_t *id;
 		bool more = json_array_size(ids) > (size_t)limit;
 		json_array_foreach(ids, i, id)
 		{
 			if (i == (size_t)limit)
 				break;
-			json_t *v = NULL;
 			if (!json_is_string(id))
 				continue;
-			e = wb_views_order(h->views, mer, json_string_value(id),
-					   &v);
-			if (e == WB_OK)
-				json_array_append_new(orders, v);
-			else if (e != WB_ENOTFOUND) {
-				json_decref(ids);
-				json_decref(orders);
-				return store_error(h, c, r, e);
+			size_t at = list.len;
+			if (n)
+				wb_buf_putc(&list, ',');
+			e = wb_views_order_json(h->views, mer,
+						json_string_value(id), &list,
+						NULL);
+			if (e == WB_OK) {
+				n++;
+			} else {
+				list.len = at;
+				if (e != WB_ENOTFOUND) {
+					json_decref(ids);
+					wb_buf_finish(&list);
+					return store_error(h, c, r, e);
+				}
 			}
 		}
 		json_decref(ids);
-		json_t *o = json_pack("{s:o,s:b}", "orders", orders,
-				      "has_more", more);
-		return send_data(h, c, r, 200, o, NULL, NULL);
+		PUTS(&list, "],\"has_more\":");
+		if (more)
+			PUTS(&list, "true");
+		else
+			PUTS(&list, "false");
+		enum MHD_Result ret = send_data_raw(
+			h, c, r, 200, NULL, "orders", (const char *)list.data,
+			list.len, NULL, NULL);
+		wb_buf_finish(&list);
+		return ret;
 	}
 	default:
 		return send_fail(h, c, r, 500, "internal", "unrouted");

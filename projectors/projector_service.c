@@ -157,7 +157,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *ud)
 
 /* Called by a lane after its commit (ud is the lane), or by the main
  * thread before the lanes start (ud is lane 0). */
-static void publish_status(const char *order_id, json_t *view, void *ud)
+static void publish_status(const char *order_id, const struct wb_order *o,
+			   void *ud)
 {
 	struct lane *l = ud;
 	struct svc *s = l->s;
@@ -165,10 +166,10 @@ static void publish_status(const char *order_id, json_t *view, void *ud)
 		return;
 	wb_buf_reset(&l->scratch);
 	wb_avro_frame(WB_SCHEMA_ORDER_STATUS, &l->scratch);
-	wb_order_status_encode(view, &l->scratch);
+	wb_order_status_write(o, &l->scratch);
 	size_t n = strlen(order_id);
 	struct status_tag *t = wb_xmalloc(sizeof(*t) + n + 1);
-	t->version = json_integer_value(json_object_get(view, "version"));
+	t->version = wb_order_version(o);
 	memcpy(t->order_id, order_id, n + 1);
 	for (;;) {
 		rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -203,8 +204,8 @@ static void lane_commit(struct lane *l)
 	if (is_fatal(s))
 		return;
 	char msg[512];
-	if (wb_views_lane_commit(s->views, l->id, publish_status, l, msg,
-				 sizeof(msg))) {
+	if (wb_views_lane_commit_orders(s->views, l->id, publish_status, l,
+					msg, sizeof(msg))) {
 		fatal(s, "%s", msg);
 		return;
 	}
@@ -597,7 +598,7 @@ static wb_err rebuild_from_ledger(struct svc *s, const char *dir, char *msg,
 			break;
 		n++;
 		if (++in_batch >= (uint64_t)s->batch_max) {
-			rc = wb_views_batch_commit(s->views, publish_status,
+			rc = wb_views_batch_commit_orders(s->views, publish_status,
 						   &s->lanes[0], msg, msglen);
 			if (rc)
 				break;
@@ -609,7 +610,7 @@ static wb_err rebuild_from_ledger(struct svc *s, const char *dir, char *msg,
 	if (!rc)
 		rc = wb_ledger_iter_error(it, msg, msglen);
 	if (!rc)
-		rc = wb_views_batch_commit(s->views, publish_status,
+		rc = wb_views_batch_commit_orders(s->views, publish_status,
 					   &s->lanes[0], msg, msglen);
 	wb_ledger_iter_destroy(it);
 	wb_ledger_close(l);
@@ -786,9 +787,10 @@ static void run_loop(struct svc *s)
 
 /* ---- entry point ----------------------------------------------------- */
 
-static void republish(const char *order_id, json_t *view, void *ud)
+static void republish(const char *order_id, const struct wb_order *o,
+		      void *ud)
 {
-	publish_status(order_id, view, ud); /* ud: lane 0, not started */
+	publish_status(order_id, o, ud); /* ud: lane 0, not started */
 }
 
 static wb_err open_views(struct svc *s, bool wipe, char *msg, size_t msglen)
@@ -905,8 +907,8 @@ int wb_projector_service_run(const wb_config *cfg)
 	if (rc)
 		goto failed;
 	if (s.publish) {
-		rc = wb_views_outbox_each(s.views, republish, &s.lanes[0], msg,
-					  sizeof(msg));
+		rc = wb_views_outbox_each_order(s.views, republish,
+						&s.lanes[0], msg, sizeof(msg));
 		if (rc)
 			goto failed;
 	}

@@ -1,31 +1,40 @@
 /*
  * projector_store.c — the projector's read models in its own RocksDB.
  *
- * Column families:
- *   views        order_id                          -> stored view (JSON)
- *   timeline     order_id | 0x00 | BE64 version    -> timeline record (JSON)
+ * Column families (H(x) = 8-byte hash of x, see hkey(): the families read
+ * by point lookup or by one order's prefix keep their keys in hashed
+ * memtables, where an insert touches one small bucket instead of walking a
+ * skiplist of the whole memtable, as the ledger does):
+ *   views        H(order_id) | order_id        -> stored record of the
+ *                view (projector_fold.c: merchant first, then the facts;
+ *                binary, decoded without copying or parsing)
+ *   timeline     H(order_id) | order_id | 0x00 | BE64 version
+ *                                               -> timeline record (JSON)
  *   returns      merchant | 0 | return_id | 0 | order_id -> return (JSON)
  *   lookups      kind | merchant | 0 | value | 0 | order_id -> ""
  *                (kind: 'e' email, 'n' name, 't' tracking, 'c' channel id)
  *   checkpoints  BE32 partition -> BE64 last applied seq | BE64 next Kafka
  *                offset (all ones = none) | BE64 recorded_at of that entry |
  *                BE64 latest source_time
- *   outbox       order_id -> BE64 version whose OrderStatus Kafka has not
- *                acknowledged yet
- *   meta         "format" -> "1"
+ *   outbox       H(order_id) | order_id -> BE64 version whose OrderStatus
+ *                Kafka has not acknowledged yet
+ *   meta         "format" -> STORE_FORMAT
  * Returns by order are read from the view, which holds them.
  *
- * One thread applies. A batch keeps the views it touches as jansson values
- * (the entry is decoded from Avro once, the view parsed at most once and
- * serialised once per batch), and commits views, timeline records,
- * returns, lookup changes, the outbox and the checkpoints of every
- * partition it read in one WriteBatch. Views stay cached across batches
- * (bounded); a failed commit drops the cache, since the cached values
- * would be ahead of the store.
+ * One thread per lane applies. A batch decodes each entry's Avro once
+ * into the fold's node tree (no jansson), folds it into the order's view
+ * (kept as a struct, projector_internal.h) and writes its timeline record;
+ * at the commit each changed view is written once, with its lookup
+ * changes, returns, outbox record and the checkpoints of every partition
+ * the lane read, in one WriteBatch. Views stay in memory across batches in
+ * a bounded LRU of committed views; a batch that is not committed drops
+ * the views it touched.
  *
  * Queries run on any thread: they read RocksDB (thread-safe) and never the
- * apply thread's cache; positions and freshness are guarded by a mutex,
- * and a condition variable wakes wb_views_wait after each commit.
+ * apply threads' caches; positions and freshness are guarded by a mutex,
+ * and a condition variable wakes wb_views_wait after each commit. A view
+ * query reads the record's merchant before anything else: another
+ * merchant's order costs what a missing one costs, and neither is decoded.
  */
 #include "projector_internal.h"
 
@@ -38,6 +47,11 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Bumped whenever a key or value layout changes; a store of another
+ * format is refused (rebuild it with --rebuild). 2: binary view records,
+ * hashed view/timeline/outbox keys. */
+#define STORE_FORMAT "2"
 
 enum {
 	CF_DEFAULT, CF_VIEWS, CF_TIMELINE, CF_RETURNS, CF_LOOKUPS,
@@ -62,10 +76,26 @@ struct part {
 	bool dirty;
 };
 
+/* An order a lane holds: committed (in the LRU) or touched by the batch
+ * being built (touched >= 0). */
+struct oent {
+	struct oent *chain, *prev, *next; /* hash chain, LRU list */
+	uint64_t h;
+	struct wb_order *o;
+	int32_t touched;
+	size_t klen;
+	char key[]; /* order_id, NUL-terminated */
+};
+
+struct omap {
+	struct oent **b;
+	size_t nb, n;
+	struct oent lru; /* sentinel: next = most recent */
+};
+
 /* An order the current batch touched. */
 struct touched {
-	char *order_id;
-	json_t *view;
+	struct oent *e;
 	wb_buf orig_lookups;  /* "<kind char><value>\0"..., before */
 	bool returns_dirty;
 };
@@ -74,19 +104,20 @@ struct touched {
  * so the orders (keyed to partitions) of two lanes never meet. */
 struct lane {
 	rocksdb_writebatch_t *wb;
-	json_t *batch_index; /* order_id -> index into touched */
 	struct touched *touched;
 	size_t ntouched, captouched;
 	uint64_t batch_applied, batch_skipped;
 	int64_t batch_us;
-	json_t *cache_views; /* order_id -> view, committed */
+	struct omap orders;       /* order_id -> view */
+	struct wb_event *ev;      /* the entry being applied */
+	struct wb_arena arena;    /* what this batch's folds added */
 	wb_buf key, scratch, lookups;
 };
 
 struct wb_views {
 	rocksdb_t *db;
 	rocksdb_column_family_handle_t *cf[CF_COUNT];
-	rocksdb_options_t *db_opts, *cf_opts;
+	rocksdb_options_t *db_opts, *cf_opts, *hash_opts;
 	rocksdb_block_based_table_options_t *bbto;
 	rocksdb_cache_t *cache;
 	rocksdb_writeoptions_t *wo;
@@ -114,7 +145,6 @@ struct wb_views {
 	pthread_mutex_t outbox_mu; /* guards the two below */
 	json_t *outbox_pending; /* order_id -> version staged, not acked */
 	json_t *outbox_acked;   /* order_id -> true: delete with next commit */
-	wb_buf key, scratch;    /* queries off the apply path */
 };
 
 /* ---- helpers ------------------------------------------------------------- */
@@ -145,6 +175,43 @@ static uint64_t rd64(const uint8_t *p)
 	return v;
 }
 
+static uint64_t id_hash(const char *id, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a, then fmix64 */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)id[i]) * 1099511628211ULL;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+#define KEY_HASH_LEN 8
+
+/* H(order_id) | order_id into k. */
+static void hkey(wb_buf *k, const char *id, size_t n)
+{
+	wb_buf_reset(k);
+	wb_buf_reserve(k, KEY_HASH_LEN + n + 9);
+	be64(k->data, id_hash(id, n));
+	memcpy(k->data + KEY_HASH_LEN, id, n);
+	k->len = KEY_HASH_LEN + n;
+}
+
+/* RocksDB's per-thread perf counters cost a TLS lookup per counter; we
+ * never read them. The level is per thread: every thread that reads or
+ * writes the store turns them off once. */
+static void perf_off(void)
+{
+	static _Thread_local bool off;
+	if (!off) {
+		rocksdb_set_perf_level(1 /* kDisable */);
+		off = true;
+	}
+}
+
 static wb_err store_err(char *msg, size_t msglen, const char *what, char *err)
 {
 	wb_err rc = wb_fail(msg, msglen, WB_ESTORE, "%s: %s", what,
@@ -153,6 +220,102 @@ static wb_err store_err(char *msg, size_t msglen, const char *what, char *err)
 	return rc;
 }
 
+/* ---- a lane's orders: hash map + LRU ---------------------------------- */
+
+static void omap_init(struct omap *m)
+{
+	m->nb = 1024;
+	m->b = wb_xcalloc(m->nb, sizeof(*m->b));
+	m->lru.next = m->lru.prev = &m->lru;
+}
+
+static void lru_unlink(struct oent *e)
+{
+	e->prev->next = e->next;
+	e->next->prev = e->prev;
+}
+
+static void lru_front(struct omap *m, struct oent *e)
+{
+	e->next = m->lru.next;
+	e->prev = &m->lru;
+	m->lru.next->prev = e;
+	m->lru.next = e;
+}
+
+static struct oent *omap_find(struct omap *m, const char *k, size_t n,
+			      uint64_t h)
+{
+	for (struct oent *e = m->b[h & (m->nb - 1)]; e; e = e->chain)
+		if (e->h == h && e->klen == n && memcmp(e->key, k, n) == 0)
+			return e;
+	return NULL;
+}
+
+static struct oent *omap_add(struct omap *m, const char *k, size_t n,
+			     uint64_t h)
+{
+	if (m->n >= m->nb) { /* grow: load factor 1 */
+		size_t nb = 2 * m->nb;
+		struct oent **b = wb_xcalloc(nb, sizeof(*b));
+		for (size_t i = 0; i < m->nb; i++)
+			for (struct oent *e = m->b[i], *nx; e; e = nx) {
+				nx = e->chain;
+				e->chain = b[e->h & (nb - 1)];
+				b[e->h & (nb - 1)] = e;
+			}
+		free(m->b);
+		m->b = b;
+		m->nb = nb;
+	}
+	struct oent *e = wb_xmalloc(sizeof(*e) + n + 1);
+	e->h = h;
+	e->klen = n;
+	memcpy(e->key, k, n);
+	e->key[n] = 0;
+	e->o = NULL;
+	e->touched = -1;
+	e->chain = m->b[h & (m->nb - 1)];
+	m->b[h & (m->nb - 1)] = e;
+	lru_front(m, e);
+	m->n++;
+	return e;
+}
+
+static void omap_del(struct omap *m, struct oent *e)
+{
+	struct oent **pp = &m->b[e->h & (m->nb - 1)];
+	while (*pp != e)
+		pp = &(*pp)->chain;
+	*pp = e->chain;
+	lru_unlink(e);
+	m->n--;
+	wb_order_free(e->o);
+	free(e);
+}
+
+static void omap_clear(struct omap *m)
+{
+	while (m->lru.next != &m->lru)
+		omap_del(m, m->lru.next);
+}
+
+static void omap_finish(struct omap *m)
+{
+	if (!m->b)
+		return;
+	omap_clear(m);
+	free(m->b);
+	m->b = NULL;
+}
+
+/* Evicts the least recently used committed views beyond max. */
+static void omap_trim(struct omap *m, size_t max)
+{
+	while (m->n > max && m->lru.prev != &m->lru &&
+	       m->lru.prev->touched < 0)
+		omap_del(m, m->lru.prev);
+}
 /* Partition p's record; grows nparts (callers hold mu, or are the only
  * thread, as at open). */
 static struct part *part_get(wb_views *v, int32_t p)
@@ -215,6 +378,40 @@ static wb_err load_checkpoints(wb_views *v, char *msg, size_t msglen)
 	return WB_OK;
 }
 
+/* A new store gets the current format; an existing one must have it. */
+static wb_err check_format(wb_views *v, char *msg, size_t msglen)
+{
+	char *err = NULL;
+	size_t vl = 0;
+	char *f = rocksdb_get_cf(v->db, v->ro, v->cf[CF_META], "format", 6,
+				 &vl, &err);
+	if (err)
+		return store_err(msg, msglen, "read format", err);
+	wb_err rc = WB_OK;
+	if (f && (vl != strlen(STORE_FORMAT) ||
+		  memcmp(f, STORE_FORMAT, vl) != 0))
+		rc = wb_fail(msg, msglen, WB_ECORRUPT,
+			     "projector store format %.*s, this build reads "
+			     "%s: rebuild the read models "
+			     "(waybill-projector --rebuild)",
+			     (int)(vl > 16 ? 16 : vl), f, STORE_FORMAT);
+	else if (!f && v->nparts > 0)
+		rc = wb_fail(msg, msglen, WB_ECORRUPT,
+			     "projector store has no format marker (made by "
+			     "an older build); this build reads format %s: "
+			     "rebuild the read models "
+			     "(waybill-projector --rebuild)",
+			     STORE_FORMAT);
+	else if (!f && !v->read_only) {
+		rocksdb_put_cf(v->db, v->wo, v->cf[CF_META], "format", 6,
+			       STORE_FORMAT, strlen(STORE_FORMAT), &err);
+		if (err)
+			rc = store_err(msg, msglen, "write format", err);
+	}
+	rocksdb_free(f);
+	return rc;
+}
+
 wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 		     char *msg, size_t msglen)
 {
@@ -233,6 +430,7 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 	if (o->lanes < 0 || o->lanes > WB_VIEWS_MAX_LANES)
 		return wb_fail(msg, msglen, WB_EINVAL,
 			       "lanes must be 1 to %d", WB_VIEWS_MAX_LANES);
+	perf_off();
 	wb_views *v = wb_xcalloc(1, sizeof(*v));
 	v->read_only = o->read_only;
 	v->nlanes = o->lanes ? o->lanes : 1;
@@ -255,16 +453,15 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 	pthread_mutex_init(&v->outbox_mu, NULL);
 	for (int i = 0; i < v->nlanes; i++) {
 		struct lane *l = &v->lanes[i];
-		l->cache_views = json_object();
-		l->batch_index = json_object();
+		omap_init(&l->orders);
+		l->ev = wb_event_new();
+		l->arena.chunk = 256u << 10;
 		wb_buf_init(&l->key);
 		wb_buf_init(&l->scratch);
 		wb_buf_init(&l->lookups);
 	}
 	v->outbox_pending = json_object();
 	v->outbox_acked = json_object();
-	wb_buf_init(&v->key);
-	wb_buf_init(&v->scratch);
 	if (o->return_windows &&
 	    !wb_return_windows_parse(o->return_windows, window_add, v, msg,
 				     msglen)) {
@@ -287,12 +484,24 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 	rocksdb_options_set_paranoid_checks(v->db_opts, 1);
 	rocksdb_options_set_block_based_table_factory(v->db_opts, v->bbto);
 	rocksdb_options_set_compression(v->db_opts, rocksdb_lz4_compression);
+	/* the hash-skiplist memtables below need this off (lanes commit
+	 * through RocksDB's write queue one after the other) */
+	rocksdb_options_set_allow_concurrent_memtable_write(v->db_opts, 0);
 	v->cf_opts = rocksdb_options_create_copy(v->db_opts);
 	rocksdb_options_set_memtable_prefix_bloom_size_ratio(v->cf_opts, 0.1);
 	rocksdb_options_set_memtable_whole_key_filtering(v->cf_opts, 1);
+	/* views, timeline, outbox: the 8-byte hash of the order id is the
+	 * prefix, and the memtable a hash of skiplists by prefix */
+	v->hash_opts = rocksdb_options_create_copy(v->cf_opts);
+	rocksdb_options_set_prefix_extractor(
+		v->hash_opts,
+		rocksdb_slicetransform_create_fixed_prefix(KEY_HASH_LEN));
+	rocksdb_options_set_hash_skip_list_rep(v->hash_opts, 1u << 18, 4, 4);
 	const rocksdb_options_t *cf_opts[CF_COUNT];
 	for (int i = 0; i < CF_COUNT; i++)
-		cf_opts[i] = v->cf_opts;
+		cf_opts[i] = i == CF_VIEWS || i == CF_TIMELINE || i == CF_OUTBOX
+				     ? v->hash_opts
+				     : v->cf_opts;
 
 	char *err = NULL;
 	if (o->read_only)
@@ -308,22 +517,14 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 		wb_views_close(v);
 		return rc;
 	}
-	rocksdb_set_perf_level(1 /* kDisable */);
 	v->wo = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_set_sync(v->wo, o->sync);
 	v->ro = rocksdb_readoptions_create();
 	for (int i = 0; i < v->nlanes; i++)
 		v->lanes[i].wb = rocksdb_writebatch_create();
-	if (!o->read_only) {
-		rocksdb_put_cf(v->db, v->wo, v->cf[CF_META], "format", 6, "1",
-			       1, &err);
-		if (err) {
-			wb_err rc = store_err(msg, msglen, "write meta", err);
-			wb_views_close(v);
-			return rc;
-		}
-	}
 	wb_err rc = load_checkpoints(v, msg, msglen);
+	if (!rc)
+		rc = check_format(v, msg, msglen);
 	if (rc) {
 		wb_views_close(v);
 		return rc;
@@ -335,12 +536,10 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 static void touched_clear(struct lane *l)
 {
 	for (size_t i = 0; i < l->ntouched; i++) {
-		free(l->touched[i].order_id);
-		json_decref(l->touched[i].view);
+		l->touched[i].e->touched = -1;
 		wb_buf_finish(&l->touched[i].orig_lookups);
 	}
 	l->ntouched = 0;
-	json_object_clear(l->batch_index);
 }
 
 void wb_views_close(wb_views *v)
@@ -349,13 +548,13 @@ void wb_views_close(wb_views *v)
 		return;
 	for (int i = 0; i < WB_VIEWS_MAX_LANES; i++) {
 		struct lane *l = &v->lanes[i];
-		if (l->batch_index)
-			touched_clear(l);
+		touched_clear(l);
 		free(l->touched);
 		if (l->wb)
 			rocksdb_writebatch_destroy(l->wb);
-		json_decref(l->cache_views);
-		json_decref(l->batch_index);
+		omap_finish(&l->orders);
+		wb_event_free(l->ev);
+		wb_arena_finish(&l->arena);
 		wb_buf_finish(&l->key);
 		wb_buf_finish(&l->scratch);
 		wb_buf_finish(&l->lookups);
@@ -369,6 +568,8 @@ void wb_views_close(wb_views *v)
 		rocksdb_writeoptions_destroy(v->wo);
 	if (v->ro)
 		rocksdb_readoptions_destroy(v->ro);
+	if (v->hash_opts)
+		rocksdb_options_destroy(v->hash_opts);
 	if (v->cf_opts)
 		rocksdb_options_destroy(v->cf_opts);
 	if (v->db_opts)
@@ -380,8 +581,6 @@ void wb_views_close(wb_views *v)
 	json_decref(v->windows);
 	json_decref(v->outbox_pending);
 	json_decref(v->outbox_acked);
-	wb_buf_finish(&v->key);
-	wb_buf_finish(&v->scratch);
 	pthread_mutex_destroy(&v->mu);
 	pthread_mutex_destroy(&v->outbox_mu);
 	pthread_cond_destroy(&v->cv);
@@ -401,29 +600,26 @@ wb_err wb_views_destroy(const char *dir, char *msg, size_t msglen)
 	return WB_OK;
 }
 
-/* ---- reading one value ----------------------------------------------------- */
+/* ---- reading one view ------------------------------------------------------ */
 
-/* The JSON stored under key in cf, or NULL (WB_ENOTFOUND). */
-static wb_err get_json(wb_views *v, int cf, const void *key, size_t klen,
-		       json_t **out, char *msg, size_t msglen)
+/* The stored record of order_id (pinned: valid until destroyed), or NULL
+ * (WB_ENOTFOUND). */
+static wb_err get_record(wb_views *v, wb_buf *key, const char *order_id,
+			 rocksdb_pinnableslice_t **out, char *msg,
+			 size_t msglen)
 {
 	char *err = NULL;
-	size_t vl = 0;
-	char *val = rocksdb_get_cf(v->db, v->ro, v->cf[cf], key, klen, &vl,
-				   &err);
-	*out = NULL;
+	hkey(key, order_id, strlen(order_id));
+	*out = rocksdb_get_pinned_cf(v->db, v->ro, v->cf[CF_VIEWS],
+				     (const char *)key->data, key->len, &err);
 	if (err)
-		return store_err(msg, msglen, "read", err);
-	if (!val)
-		return WB_ENOTFOUND;
-	json_error_t je;
-	*out = json_loadb(val, vl, 0, &je);
-	rocksdb_free(val);
-	if (!*out)
-		return wb_fail(msg, msglen, WB_ECORRUPT,
-			       "stored %s value is not JSON: %s",
-			       cf_names[cf], je.text);
-	return WB_OK;
+		return store_err(msg, msglen, "read view", err);
+	return *out ? WB_OK : WB_ENOTFOUND;
+}
+
+static const uint8_t *slice_data(rocksdb_pinnableslice_t *s, size_t *n)
+{
+	return (const uint8_t *)rocksdb_pinnableslice_value(s, n);
 }
 
 /* ---- lookups ------------------------------------------------------------- */
@@ -431,11 +627,11 @@ static wb_err get_json(wb_views *v, int cf, const void *key, size_t klen,
 /* kind | merchant | 0 | value | 0 | order_id (order_id may be NULL: the
  * prefix) into v->key. */
 static void lookup_key(wb_buf *k, char kind, const char *merchant,
-		       const char *value, const char *order_id)
+		       size_t mlen, const char *value, const char *order_id)
 {
 	wb_buf_reset(k);
 	wb_buf_putc(k, (uint8_t)kind);
-	wb_buf_append(k, merchant, strlen(merchant));
+	wb_buf_append(k, merchant, mlen);
 	wb_buf_putc(k, 0);
 	wb_buf_append(k, value, strlen(value));
 	wb_buf_putc(k, 0);
@@ -452,11 +648,11 @@ static void collect_lookup(enum wb_lookup kind, const char *value, void *ud)
 	wb_buf_append(b, value, strlen(value) + 1);
 }
 
-static void lookups_of(json_t *view, wb_buf *out)
+static void lookups_of(const struct wb_order *o, wb_buf *out)
 {
 	wb_buf_reset(out);
-	if (view)
-		wb_view_lookups(view, collect_lookup, out);
+	if (wb_order_exists(o))
+		wb_order_lookups(o, collect_lookup, out);
 }
 
 static bool lookup_in(const wb_buf *set, const char *item)
@@ -477,12 +673,21 @@ static bool lane_owns(const wb_views *v, int lane, int32_t p)
 	return p % v->nlanes == lane;
 }
 
-/* Forgets the batch being built. */
-static void batch_reset(wb_views *v, int lane)
+/* Forgets the batch being built. The views it touched were changed in
+ * place: drop them (the next batch reads them from the store again). */
+static void batch_reset(wb_views *v, int lane, bool committed)
 {
 	struct lane *l = &v->lanes[lane];
 	rocksdb_writebatch_clear(l->wb);
+	for (size_t i = 0; !committed && i < l->ntouched; i++) {
+		struct oent *e = l->touched[i].e;
+		wb_buf_finish(&l->touched[i].orig_lookups);
+		omap_del(&l->orders, e);
+	}
+	if (!committed)
+		l->ntouched = 0;
 	touched_clear(l);
+	wb_arena_reset(&l->arena);
 	l->batch_applied = l->batch_skipped = 0;
 	l->batch_us = 0;
 	pthread_mutex_lock(&v->mu);
@@ -506,11 +711,8 @@ int wb_views_lanes(wb_views *v)
 void wb_views_lane_begin(wb_views *v, int lane)
 {
 	assert(!v->read_only && lane >= 0 && lane < v->nlanes);
-	/* views of a batch never committed were changed in place, cached
-	 * ones included */
-	if (v->lanes[lane].ntouched)
-		json_object_clear(v->lanes[lane].cache_views);
-	batch_reset(v, lane);
+	perf_off();
+	batch_reset(v, lane, false);
 }
 
 void wb_views_batch_begin(wb_views *v)
@@ -539,24 +741,49 @@ void wb_views_batch_offset(wb_views *v, int32_t partition, int64_t next)
 }
 
 /* The batch's record of order_id, loading its view (cache, then store). */
-static struct touched *touch(wb_views *v, struct lane *l,
-			     const char *order_id, char *msg, size_t msglen,
-			     wb_err *rc)
+static struct touched *touch(wb_views *v, struct lane *l, const char *oid,
+			     size_t n, char *msg, size_t msglen, wb_err *rc)
 {
 	*rc = WB_OK;
-	json_t *ix = json_object_get(l->batch_index, order_id);
-	if (ix)
-		return &l->touched[json_integer_value(ix)];
-	json_t *view = json_object_get(l->cache_views, order_id);
-	if (view) {
-		json_incref(view);
+	uint64_t h = id_hash(oid, n);
+	struct oent *e = omap_find(&l->orders, oid, n, h);
+	if (e && e->touched >= 0)
+		return &l->touched[e->touched];
+	if (e) {
+		lru_unlink(e);
+		lru_front(&l->orders, e);
 	} else {
-		*rc = get_json(v, CF_VIEWS, order_id, strlen(order_id), &view,
-			       msg, msglen);
-		if (*rc == WB_ENOTFOUND)
-			*rc = WB_OK;
-		if (*rc)
+		struct wb_order *o = wb_order_new();
+		wb_buf_reset(&l->key);
+		wb_buf_reserve(&l->key, KEY_HASH_LEN + n);
+		be64(l->key.data, h);
+		memcpy(l->key.data + KEY_HASH_LEN, oid, n);
+		l->key.len = KEY_HASH_LEN + n;
+		char *err = NULL;
+		size_t vl = 0;
+		char *val = rocksdb_get_cf(v->db, v->ro, v->cf[CF_VIEWS],
+					   (const char *)l->key.data,
+					   l->key.len, &vl, &err);
+		if (err) {
+			wb_order_free(o);
+			*rc = store_err(msg, msglen, "read view", err);
 			return NULL;
+		}
+		if (val) {
+			uint8_t *rec = wb_xmalloc(vl ? vl : 1);
+			memcpy(rec, val, vl);
+			rocksdb_free(val);
+			if (wb_order_load(o, rec, vl, true)) {
+				wb_order_free(o);
+				*rc = wb_fail(msg, msglen, WB_ECORRUPT,
+					      "stored view of %.*s is "
+					      "malformed",
+					      (int)n, oid);
+				return NULL;
+			}
+		}
+		e = omap_add(&l->orders, oid, n, h);
+		e->o = o;
 	}
 	if (l->ntouched == l->captouched) {
 		l->captouched = l->captouched ? 2 * l->captouched : 1024;
@@ -564,12 +791,10 @@ static struct touched *touch(wb_views *v, struct lane *l,
 					 l->captouched * sizeof(*l->touched));
 	}
 	struct touched *t = &l->touched[l->ntouched];
-	*t = (struct touched){.order_id = wb_xstrdup(order_id), .view = view};
+	*t = (struct touched){.e = e};
 	wb_buf_init(&t->orig_lookups);
-	lookups_of(view, &t->orig_lookups);
-	json_object_set_new(l->batch_index, order_id,
-			    json_integer((json_int_t)l->ntouched));
-	l->ntouched++;
+	lookups_of(e->o, &t->orig_lookups);
+	e->touched = (int32_t)l->ntouched++;
 	return t;
 }
 
@@ -609,41 +834,32 @@ wb_err wb_views_lane_apply(wb_views *v, int lane, const uint8_t *entry,
 			       (long long)pt->staged,
 			       (long long)pt->staged + 1,
 			       (long long)e.seq - 1);
-	json_t *j = NULL;
-	rc = wb_avro_decode(WB_SCHEMA_ORDER_EVENT, e.event, e.event_len, &j,
-			    msg, msglen);
-	if (rc)
+	char dmsg[256];
+	if (wb_event_from_entry(l->ev, &e, dmsg, sizeof(dmsg)))
 		return wb_fail(msg, msglen, WB_ECORRUPT,
-			       "partition %d seq %lld: undecodable event",
-			       e.partition, (long long)e.seq);
-	json_object_set_new(j, "partition", json_integer(e.partition));
-	json_object_set_new(j, "seq", json_integer(e.seq));
-	json_object_set_new(j, "version", json_integer(e.version));
-	json_object_set_new(j, "recorded_at", json_integer(e.recorded_at));
-	const char *oid = json_string_value(json_object_get(j, "order_id"));
-	struct touched *t = oid ? touch(v, l, oid, msg, msglen, &rc) : NULL;
-	if (!t) {
-		json_decref(j);
+			       "partition %d seq %lld: undecodable event (%s)",
+			       e.partition, (long long)e.seq, dmsg);
+	size_t on;
+	const char *oid = wb_event_str(l->ev, "order_id", &on);
+	struct touched *t =
+		oid ? touch(v, l, oid, on, msg, msglen, &rc) : NULL;
+	if (!t)
 		return rc ? rc
 			  : wb_fail(msg, msglen, WB_ECORRUPT,
 				    "entry without order_id");
-	}
 	struct wb_fold_info info;
-	rc = wb_order_fold_ex(&t->view, j, &info, msg, msglen);
-	if (rc) {
-		json_decref(j);
+	rc = wb_order_apply(t->e->o, l->ev, &l->arena, &info, msg, msglen);
+	if (rc)
 		return rc;
-	}
-	const char *type = json_string_value(json_object_get(j, "type"));
-	if (type && strncmp(type, "Return", 6) == 0)
+	size_t tn;
+	const char *type = wb_event_str(l->ev, "type", &tn);
+	if (type && tn >= 6 && memcmp(type, "Return", 6) == 0)
 		t->returns_dirty = true;
 
 	/* the timeline record */
 	wb_buf_reset(&l->scratch);
-	wb_timeline_write(&l->scratch, j, &info);
-	size_t ol = strlen(oid);
-	wb_buf_reset(&l->key);
-	wb_buf_append(&l->key, oid, ol);
+	wb_event_timeline(&l->scratch, l->ev, &info);
+	hkey(&l->key, oid, on);
 	wb_buf_putc(&l->key, 0);
 	wb_buf_reserve(&l->key, 8);
 	be64(l->key.data + l->key.len, (uint64_t)e.version);
@@ -652,14 +868,13 @@ wb_err wb_views_lane_apply(wb_views *v, int lane, const uint8_t *entry,
 				  (const char *)l->key.data, l->key.len,
 				  (const char *)l->scratch.data, l->scratch.len);
 
-	int64_t st = json_integer_value(json_object_get(j, "source_time"));
+	int64_t st = wb_event_int(l->ev, "source_time", 0);
 	pt->staged = e.seq;
 	pt->dirty = true;
 	if (e.recorded_at > pt->staged_recorded_at)
 		pt->staged_recorded_at = e.recorded_at;
 	if (st > pt->staged_source_time)
 		pt->staged_source_time = st;
-	json_decref(j);
 	l->batch_applied++;
 	l->batch_us += wb_mono_us() - t0;
 	return WB_OK;
@@ -679,12 +894,12 @@ wb_err wb_views_batch_apply(wb_views *v, const uint8_t *entry, size_t len,
 
 static void put_lookups(wb_views *v, struct lane *l, struct touched *t)
 {
-	const char *merchant =
-		json_string_value(json_object_get(t->view, "merchant"));
+	size_t mlen;
+	const char *merchant = wb_order_merchant(t->e->o, &mlen);
 	if (!merchant)
 		return;
 	wb_buf *now = &l->lookups;
-	lookups_of(t->view, now);
+	lookups_of(t->e->o, now);
 	wb_buf *was = &t->orig_lookups;
 	if (now->len == was->len && memcmp(now->data, was->data, now->len) == 0)
 		return; /* nothing moved */
@@ -693,7 +908,7 @@ static void put_lookups(wb_views *v, struct lane *l, struct touched *t)
 		i += strlen(k) + 1;
 		if (lookup_in(now, k))
 			continue;
-		lookup_key(&l->key, k[0], merchant, k + 1, t->order_id);
+		lookup_key(&l->key, k[0], merchant, mlen, k + 1, t->e->key);
 		rocksdb_writebatch_delete_cf(l->wb, v->cf[CF_LOOKUPS],
 					     (const char *)l->key.data,
 					     l->key.len);
@@ -703,49 +918,65 @@ static void put_lookups(wb_views *v, struct lane *l, struct touched *t)
 		i += strlen(k) + 1;
 		if (lookup_in(was, k))
 			continue;
-		lookup_key(&l->key, k[0], merchant, k + 1, t->order_id);
+		lookup_key(&l->key, k[0], merchant, mlen, k + 1, t->e->key);
 		rocksdb_writebatch_put_cf(l->wb, v->cf[CF_LOOKUPS],
 					  (const char *)l->key.data,
 					  l->key.len, "", 0);
 	}
 }
 
-static void put_returns(wb_views *v, struct lane *l, struct touched *t)
+struct put_ret_ctx {
+	wb_views *v;
+	struct lane *l;
+	struct touched *t;
+	const char *merchant;
+	size_t mlen;
+};
+
+static void put_return(const char *rid, size_t rn, const char *json,
+		       size_t len, void *ud)
 {
-	const char *merchant =
-		json_string_value(json_object_get(t->view, "merchant"));
-	size_t i;
-	json_t *r;
-	json_array_foreach(json_object_get(t->view, "returns"), i, r) {
-		const char *rid =
-			json_string_value(json_object_get(r, "return_id"));
-		if (!rid || !merchant)
-			continue;
-		wb_buf_reset(&l->key);
-		wb_buf_append(&l->key, merchant, strlen(merchant));
-		wb_buf_putc(&l->key, 0);
-		wb_buf_append(&l->key, rid, strlen(rid));
-		wb_buf_putc(&l->key, 0);
-		wb_buf_append(&l->key, t->order_id, strlen(t->order_id));
-		json_t *o = json_copy(r);
-		json_object_set_new(o, "order_id", json_string(t->order_id));
-		wb_buf_reset(&l->scratch);
-		wb_json_write(&l->scratch, o);
-		json_decref(o);
-		rocksdb_writebatch_put_cf(l->wb, v->cf[CF_RETURNS],
-					  (const char *)l->key.data,
-					  l->key.len,
-					  (const char *)l->scratch.data,
-					  l->scratch.len);
-	}
+	struct put_ret_ctx *c = ud;
+	wb_buf *k = &c->l->key;
+	wb_buf_reset(k);
+	wb_buf_append(k, c->merchant, c->mlen);
+	wb_buf_putc(k, 0);
+	wb_buf_append(k, rid, rn);
+	wb_buf_putc(k, 0);
+	wb_buf_append(k, c->t->e->key, c->t->e->klen);
+	rocksdb_writebatch_put_cf(c->l->wb, c->v->cf[CF_RETURNS],
+				  (const char *)k->data, k->len, json, len);
 }
 
-wb_err wb_views_lane_commit(wb_views *v, int lane,
-			    void (*changed)(const char *order_id,
-					    json_t *view, void *ud),
-			    void *ud, char *msg, size_t msglen)
+static void put_returns(wb_views *v, struct lane *l, struct touched *t)
+{
+	struct put_ret_ctx c = {v, l, t, NULL, 0};
+	c.merchant = wb_order_merchant(t->e->o, &c.mlen);
+	if (c.merchant)
+		wb_order_returns(t->e->o, put_return, &c);
+}
+
+/* The jansson form of a view, for the callbacks of the jansson
+ * interface (tests, tools; the service uses the struct callbacks). */
+static json_t *view_json(const struct wb_order *o)
+{
+	wb_buf b;
+	wb_buf_init(&b);
+	wb_order_view_write(o, &b);
+	json_t *j = json_loadb((const char *)b.data, b.len, 0, NULL);
+	wb_buf_finish(&b);
+	return j;
+}
+
+static wb_err lane_commit(wb_views *v, int lane,
+			  void (*changed)(const char *order_id,
+					  const struct wb_order *o, void *ud),
+			  void (*changed_json)(const char *order_id,
+					       json_t *view, void *ud),
+			  void *ud, char *msg, size_t msglen)
 {
 	int64_t t0 = wb_mono_us();
+	perf_off();
 	struct lane *l = &v->lanes[lane];
 	pthread_mutex_lock(&v->mu);
 	int32_t np = v->nparts;
@@ -766,35 +997,45 @@ wb_err wb_views_lane_commit(wb_views *v, int lane,
 		pthread_mutex_lock(&v->mu);
 		v->stats.skipped += l->batch_skipped;
 		pthread_mutex_unlock(&v->mu);
-		batch_reset(v, lane);
+		batch_reset(v, lane, true);
 		return WB_OK;
 	}
 	const char *k;
 	json_t *x;
-	json_object_foreach(acked, k, x)
-		rocksdb_writebatch_delete_cf(l->wb, v->cf[CF_OUTBOX], k,
-					     strlen(k));
+	json_object_foreach(acked, k, x) {
+		hkey(&l->key, k, strlen(k));
+		rocksdb_writebatch_delete_cf(l->wb, v->cf[CF_OUTBOX],
+					     (const char *)l->key.data,
+					     l->key.len);
+	}
 	json_decref(acked);
 	for (size_t i = 0; i < l->ntouched; i++) {
 		struct touched *t = &l->touched[i];
+		struct oent *e = t->e;
+		/* the new record, which the view then decodes from: nothing
+		 * of it is left in the batch's arena */
 		wb_buf_reset(&l->scratch);
-		wb_json_write(&l->scratch, t->view);
-		rocksdb_writebatch_put_cf(l->wb, v->cf[CF_VIEWS], t->order_id,
-					  strlen(t->order_id),
+		wb_order_record(e->o, &l->scratch);
+		hkey(&l->key, e->key, e->klen);
+		rocksdb_writebatch_put_cf(l->wb, v->cf[CF_VIEWS],
+					  (const char *)l->key.data,
+					  l->key.len,
 					  (const char *)l->scratch.data,
 					  l->scratch.len);
+		if (v->outbox) {
+			uint8_t ver[8];
+			be64(ver, (uint64_t)wb_order_version(e->o));
+			rocksdb_writebatch_put_cf(l->wb, v->cf[CF_OUTBOX],
+						  (const char *)l->key.data,
+						  l->key.len, (char *)ver, 8);
+		}
 		put_lookups(v, l, t);
 		if (t->returns_dirty)
 			put_returns(v, l, t);
-		if (v->outbox) {
-			uint8_t ver[8];
-			be64(ver, (uint64_t)json_integer_value(
-					  json_object_get(t->view, "version")));
-			rocksdb_writebatch_put_cf(l->wb, v->cf[CF_OUTBOX],
-						  t->order_id,
-						  strlen(t->order_id),
-						  (char *)ver, 8);
-		}
+		uint8_t *rec = wb_xmalloc(l->scratch.len);
+		memcpy(rec, l->scratch.data, l->scratch.len);
+		if (wb_order_load(e->o, rec, l->scratch.len, true))
+			assert(!"a view decodes from its own record");
 	}
 	for (int32_t p = lane; p < np; p += v->nlanes) {
 		struct part *pt = &v->parts[p];
@@ -813,7 +1054,6 @@ wb_err wb_views_lane_commit(wb_views *v, int lane,
 	rocksdb_write(v->db, v->wo, l->wb, &err);
 	if (err) {
 		wb_err rc = store_err(msg, msglen, "commit", err);
-		json_object_clear(l->cache_views);
 		wb_views_lane_begin(v, lane);
 		return rc;
 	}
@@ -844,23 +1084,61 @@ wb_err wb_views_lane_commit(wb_views *v, int lane,
 	pthread_cond_broadcast(&v->cv);
 	pthread_mutex_unlock(&v->mu);
 
-	if (json_object_size(l->cache_views) + l->ntouched > v->cache_max)
-		json_object_clear(l->cache_views);
 	if (v->outbox) {
 		pthread_mutex_lock(&v->outbox_mu);
-		for (size_t i = 0; i < l->ntouched; i++)
-			json_object_set(v->outbox_pending, l->touched[i].order_id,
-					json_object_get(l->touched[i].view,
-							"version"));
+		for (size_t i = 0; i < l->ntouched; i++) {
+			struct oent *e = l->touched[i].e;
+			json_object_set_new(
+				v->outbox_pending, e->key,
+				json_integer(wb_order_version(e->o)));
+		}
 		pthread_mutex_unlock(&v->outbox_mu);
 	}
 	for (size_t i = 0; i < l->ntouched; i++) {
-		struct touched *t = &l->touched[i];
-		json_object_set(l->cache_views, t->order_id, t->view);
+		struct oent *e = l->touched[i].e;
 		if (changed)
-			changed(t->order_id, t->view, ud);
+			changed(e->key, e->o, ud);
+		if (changed_json) {
+			json_t *j = view_json(e->o);
+			changed_json(e->key, j, ud);
+			json_decref(j);
+		}
 	}
-	batch_reset(v, lane);
+	batch_reset(v, lane, true);
+	omap_trim(&l->orders, v->cache_max);
+	return WB_OK;
+}
+
+wb_err wb_views_lane_commit(wb_views *v, int lane,
+			    void (*changed)(const char *order_id,
+					    json_t *view, void *ud),
+			    void *ud, char *msg, size_t msglen)
+{
+	return lane_commit(v, lane, NULL, changed, ud, msg, msglen);
+}
+
+wb_err wb_views_lane_commit_orders(
+	wb_views *v, int lane,
+	void (*changed)(const char *order_id, const struct wb_order *o,
+			void *ud),
+	void *ud, char *msg, size_t msglen)
+{
+	return lane_commit(v, lane, changed, NULL, ud, msg, msglen);
+}
+
+static wb_err batch_commit(wb_views *v,
+			   void (*changed)(const char *order_id,
+					   const struct wb_order *o, void *ud),
+			   void (*changed_json)(const char *order_id,
+						json_t *view, void *ud),
+			   void *ud, char *msg, size_t msglen)
+{
+	for (int i = 0; i < v->nlanes; i++) {
+		wb_err rc = lane_commit(v, i, changed, changed_json, ud, msg,
+					msglen);
+		if (rc)
+			return rc;
+	}
 	return WB_OK;
 }
 
@@ -869,13 +1147,16 @@ wb_err wb_views_batch_commit(wb_views *v,
 					     json_t *view, void *ud),
 			     void *ud, char *msg, size_t msglen)
 {
-	for (int i = 0; i < v->nlanes; i++) {
-		wb_err rc = wb_views_lane_commit(v, i, changed, ud, msg,
-						 msglen);
-		if (rc)
-			return rc;
-	}
-	return WB_OK;
+	return batch_commit(v, NULL, changed, ud, msg, msglen);
+}
+
+wb_err wb_views_batch_commit_orders(
+	wb_views *v,
+	void (*changed)(const char *order_id, const struct wb_order *o,
+			void *ud),
+	void *ud, char *msg, size_t msglen)
+{
+	return batch_commit(v, changed, NULL, ud, msg, msglen);
 }
 
 /* ---- position ------------------------------------------------------------ */
@@ -975,7 +1256,6 @@ void wb_views_stats(wb_views *v, struct wb_views_stats *out)
 	pthread_mutex_unlock(&v->mu);
 }
 
-/* ---- queries ------------------------------------------------------------- */
 
 int wb_views_return_window(wb_views *v, const char *merchant)
 {
@@ -984,44 +1264,96 @@ int wb_views_return_window(wb_views *v, const char *merchant)
 	return days > 0 ? days : 0;
 }
 
-/* The stored view of order_id if it belongs to merchant. */
-static wb_err load_view(wb_views *v, const char *merchant,
-			const char *order_id, json_t **out)
+/* The stored record of order_id if it belongs to merchant: the merchant
+ * at the record's head is compared before anything else is read, so
+ * another merchant's order costs what a missing one costs. */
+static wb_err load_record(wb_views *v, const char *merchant,
+			  const char *order_id, rocksdb_pinnableslice_t **out)
 {
 	char msg[256];
 	*out = NULL;
 	if (!merchant || !order_id)
 		return WB_EINVAL;
-	json_t *view;
-	wb_err rc = get_json(v, CF_VIEWS, order_id, strlen(order_id), &view,
-			     msg, sizeof(msg));
+	perf_off();
+	wb_buf key;
+	wb_buf_init(&key);
+	rocksdb_pinnableslice_t *s = NULL;
+	wb_err rc = get_record(v, &key, order_id, &s, msg, sizeof(msg));
+	wb_buf_finish(&key);
 	if (rc) {
 		if (rc != WB_ENOTFOUND)
 			wb_log(WB_LOG_ERROR, "store_read_failed",
 			       "cf=views msg=%s", wb_log_q(msg));
 		return rc;
 	}
-	const char *m = json_string_value(json_object_get(view, "merchant"));
-	if (!m || strcmp(m, merchant) != 0) {
-		json_decref(view);
+	size_t len, mn;
+	const uint8_t *rec = slice_data(s, &len);
+	const char *m;
+	if (!wb_record_merchant(rec, len, &m, &mn) || mn != strlen(merchant) ||
+	    memcmp(m, merchant, mn) != 0) {
+		rocksdb_pinnableslice_destroy(s);
 		return WB_ENOTFOUND; /* another merchant's: as if missing */
 	}
-	*out = view;
+	*out = s;
 	return WB_OK;
+}
+
+/* The view of order_id if it belongs to merchant, decoded into o (which
+ * borrows the slice: destroy it after o's use). */
+static wb_err load_view(wb_views *v, const char *merchant,
+			const char *order_id, struct wb_order *o,
+			rocksdb_pinnableslice_t **s)
+{
+	wb_err rc = load_record(v, merchant, order_id, s);
+	if (rc)
+		return rc;
+	size_t len;
+	const uint8_t *rec = slice_data(*s, &len);
+	if (wb_order_load(o, (uint8_t *)rec, len, false)) {
+		wb_log(WB_LOG_ERROR, "store_read_failed",
+		       "cf=views order_id=%s msg=malformed", wb_log_q(order_id));
+		rocksdb_pinnableslice_destroy(*s);
+		*s = NULL;
+		return WB_ECORRUPT;
+	}
+	return WB_OK;
+}
+
+wb_err wb_views_order_json(wb_views *v, const char *merchant,
+			   const char *order_id, wb_buf *out,
+			   int32_t *partition)
+{
+	struct wb_order *o = wb_order_new();
+	rocksdb_pinnableslice_t *s = NULL;
+	wb_err rc = load_view(v, merchant, order_id, o, &s);
+	if (!rc) {
+		size_t len;
+		const uint8_t *rec = slice_data(s, &len);
+		if (partition)
+			*partition = wb_record_partition(rec, len);
+		wb_order_present_write(o, wb_now_ms(),
+				       wb_views_return_window(v, merchant),
+				       out);
+	}
+	wb_order_free(o);
+	rocksdb_pinnableslice_destroy(s);
+	return rc;
 }
 
 wb_err wb_views_order(wb_views *v, const char *merchant,
 		      const char *order_id, json_t **out)
 {
-	json_t *view;
 	*out = NULL;
-	wb_err rc = load_view(v, merchant, order_id, &view);
-	if (rc)
-		return rc;
-	*out = wb_order_present(view, wb_now_ms(),
-				wb_views_return_window(v, merchant));
-	json_decref(view);
-	return WB_OK;
+	wb_buf b;
+	wb_buf_init(&b);
+	wb_err rc = wb_views_order_json(v, merchant, order_id, &b, NULL);
+	if (!rc) {
+		*out = json_loadb((const char *)b.data, b.len, 0, NULL);
+		if (!*out)
+			rc = WB_ECORRUPT;
+	}
+	wb_buf_finish(&b);
+	return rc;
 }
 
 /* Calls fn(key, value) for every record of cf whose key starts with
@@ -1031,6 +1363,7 @@ static wb_err scan(wb_views *v, int cf, const void *prefix, size_t plen,
 			      size_t vl, void *ud),
 		   void *ud)
 {
+	perf_off();
 	uint8_t *upper = wb_xmalloc(plen + 1);
 	memcpy(upper, prefix, plen);
 	/* the smallest key after every key with this prefix */
@@ -1043,6 +1376,9 @@ static wb_err scan(wb_views *v, int cf, const void *prefix, size_t plen,
 		rocksdb_readoptions_set_iterate_upper_bound(ro, (char *)upper,
 							    ul);
 	}
+	/* a scan shorter than the hashed families' prefix crosses buckets */
+	if (plen < KEY_HASH_LEN)
+		rocksdb_readoptions_set_total_order_seek(ro, 1);
 	rocksdb_iterator_t *it = rocksdb_create_iterator_cf(v->db, ro,
 							    v->cf[cf]);
 	for (rocksdb_iter_seek(it, prefix, plen); rocksdb_iter_valid(it);
@@ -1083,18 +1419,19 @@ static bool append_json(const char *k, size_t kl, const char *val, size_t vl,
 wb_err wb_views_timeline(wb_views *v, const char *merchant,
 			 const char *order_id, json_t **out)
 {
-	json_t *view;
+	rocksdb_pinnableslice_t *s;
 	*out = NULL;
-	wb_err rc = load_view(v, merchant, order_id, &view);
+	wb_err rc = load_record(v, merchant, order_id, &s);
 	if (rc)
 		return rc;
-	json_decref(view);
-	size_t n = strlen(order_id);
-	char *prefix = wb_xmalloc(n + 1);
-	memcpy(prefix, order_id, n + 1); /* with the 0 separator */
+	rocksdb_pinnableslice_destroy(s);
+	wb_buf prefix;
+	wb_buf_init(&prefix);
+	hkey(&prefix, order_id, strlen(order_id));
+	wb_buf_putc(&prefix, 0); /* the separator */
 	json_t *arr = json_array();
-	rc = scan(v, CF_TIMELINE, prefix, n + 1, append_json, arr);
-	free(prefix);
+	rc = scan(v, CF_TIMELINE, prefix.data, prefix.len, append_json, arr);
+	wb_buf_finish(&prefix);
 	if (rc) {
 		json_decref(arr);
 		return rc;
@@ -1103,25 +1440,30 @@ wb_err wb_views_timeline(wb_views *v, const char *merchant,
 	return WB_OK;
 }
 
+static void collect_return(const char *rid, size_t rn, const char *json,
+			   size_t len, void *ud)
+{
+	(void)rid;
+	(void)rn;
+	json_t *j = json_loadb(json, len, 0, NULL);
+	if (j)
+		json_array_append_new(ud, j);
+}
+
 wb_err wb_views_order_returns(wb_views *v, const char *merchant,
 			      const char *order_id, json_t **out)
 {
-	json_t *view;
 	*out = NULL;
-	wb_err rc = load_view(v, merchant, order_id, &view);
-	if (rc)
-		return rc;
-	json_t *arr = json_array();
-	size_t i;
-	json_t *r;
-	json_array_foreach(json_object_get(view, "returns"), i, r) {
-		json_t *o = json_copy(r);
-		json_object_set_new(o, "order_id", json_string(order_id));
-		json_array_append_new(arr, o);
+	struct wb_order *o = wb_order_new();
+	rocksdb_pinnableslice_t *s = NULL;
+	wb_err rc = load_view(v, merchant, order_id, o, &s);
+	if (!rc) {
+		*out = json_array();
+		wb_order_returns(o, collect_return, *out);
 	}
-	json_decref(view);
-	*out = arr;
-	return WB_OK;
+	wb_order_free(o);
+	rocksdb_pinnableslice_destroy(s);
+	return rc;
 }
 
 static bool first_json(const char *k, size_t kl, const char *val, size_t vl,
@@ -1183,7 +1525,7 @@ wb_err wb_views_find(wb_views *v, const char *merchant, enum wb_lookup kind,
 	json_t *arr = json_array();
 	wb_err rc = WB_OK;
 	if (wb_lookup_normalise(kind, value, &norm) && limit > 0) {
-		lookup_key(&k, lookup_kinds[kind], merchant,
+		lookup_key(&k, lookup_kinds[kind], merchant, strlen(merchant),
 			   (const char *)norm.data, NULL);
 		struct find_ctx c = {arr, limit, k.len};
 		rc = scan(v, CF_LOOKUPS, k.data, k.len, find_one, &c);
@@ -1198,6 +1540,7 @@ wb_err wb_views_find(wb_views *v, const char *merchant, enum wb_lookup kind,
 	return WB_OK;
 }
 
+
 /* ---- outbox -------------------------------------------------------------- */
 
 void wb_views_set_outbox(wb_views *v, bool on)
@@ -1205,28 +1548,42 @@ void wb_views_set_outbox(wb_views *v, bool on)
 	v->outbox = on;
 }
 
-wb_err wb_views_outbox_each(wb_views *v,
-			    void (*fn)(const char *order_id, json_t *view,
-				       void *ud),
-			    void *ud, char *msg, size_t msglen)
+static wb_err outbox_each(wb_views *v,
+			  void (*fn)(const char *order_id,
+				     const struct wb_order *o, void *ud),
+			  void (*fn_json)(const char *order_id, json_t *view,
+					  void *ud),
+			  void *ud, char *msg, size_t msglen)
 {
+	perf_off();
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_readoptions_set_total_order_seek(ro, 1);
 	rocksdb_iterator_t *it =
-		rocksdb_create_iterator_cf(v->db, v->ro, v->cf[CF_OUTBOX]);
+		rocksdb_create_iterator_cf(v->db, ro, v->cf[CF_OUTBOX]);
+	struct wb_order *o = wb_order_new();
 	wb_err rc = WB_OK;
 	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it);
 	     rocksdb_iter_next(it)) {
 		size_t kl, vl;
 		const char *k = rocksdb_iter_key(it, &kl);
 		const uint8_t *val = (const uint8_t *)rocksdb_iter_value(it, &vl);
-		char *oid = wb_xstrndup(k, kl);
-		json_t *view;
-		rc = get_json(v, CF_VIEWS, oid, kl, &view, msg, msglen);
-		if (rc == WB_ENOTFOUND) {
-			rc = WB_OK;
-			free(oid);
+		if (kl <= KEY_HASH_LEN)
 			continue;
+		char *err = NULL;
+		size_t rl = 0;
+		char *rec = rocksdb_get_cf(v->db, v->ro, v->cf[CF_VIEWS], k, kl,
+					   &rl, &err);
+		if (err) {
+			rc = store_err(msg, msglen, "read view", err);
+			break;
 		}
-		if (rc) {
+		if (!rec)
+			continue;
+		char *oid = wb_xstrndup(k + KEY_HASH_LEN, kl - KEY_HASH_LEN);
+		if (wb_order_load(o, (uint8_t *)rec, rl, false)) {
+			rc = wb_fail(msg, msglen, WB_ECORRUPT,
+				     "stored view of %s is malformed", oid);
+			rocksdb_free(rec);
 			free(oid);
 			break;
 		}
@@ -1236,18 +1593,43 @@ wb_err wb_views_outbox_each(wb_views *v,
 					    json_integer((json_int_t)rd64(val)));
 			pthread_mutex_unlock(&v->outbox_mu);
 		}
-		fn(oid, view, ud);
-		json_decref(view);
+		if (fn)
+			fn(oid, o, ud);
+		if (fn_json) {
+			json_t *j = view_json(o);
+			fn_json(oid, j, ud);
+			json_decref(j);
+		}
+		rocksdb_free(rec);
 		free(oid);
 	}
+	wb_order_free(o);
 	char *err = NULL;
 	rocksdb_iter_get_error(it, &err);
 	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
 	if (err && !rc)
 		rc = store_err(msg, msglen, "read outbox", err);
 	else
 		rocksdb_free(err);
 	return rc;
+}
+
+wb_err wb_views_outbox_each(wb_views *v,
+			    void (*fn)(const char *order_id, json_t *view,
+				       void *ud),
+			    void *ud, char *msg, size_t msglen)
+{
+	return outbox_each(v, NULL, fn, ud, msg, msglen);
+}
+
+wb_err wb_views_outbox_each_order(wb_views *v,
+				  void (*fn)(const char *order_id,
+					     const struct wb_order *o,
+					     void *ud),
+				  void *ud, char *msg, size_t msglen)
+{
+	return outbox_each(v, fn, NULL, ud, msg, msglen);
 }
 
 void wb_views_outbox_done(wb_views *v, const char *order_id, int64_t version)
@@ -1270,10 +1652,11 @@ bool wb_views_outbox_dirty(wb_views *v)
 }
 
 /* ---- dump ---------------------------------------------------------------- */
-
 struct dump_ctx {
 	FILE *out;
 	const char *model;
+	bool hashed;
+	struct wb_order *o;
 };
 
 static void dump_line(FILE *out, json_t *o)
@@ -1289,9 +1672,22 @@ static bool dump_kv(const char *k, size_t kl, const char *val, size_t vl,
 		    void *ud)
 {
 	struct dump_ctx *c = ud;
-	json_t *value = json_loadb(val, vl, 0, NULL);
+	json_t *value = NULL;
+	if (strcmp(c->model, "view") == 0) {
+		/* the stored form, as the jansson fold's view */
+		if (!wb_order_load(c->o, (uint8_t *)val, vl, false))
+			value = view_json(c->o);
+	} else {
+		value = json_loadb(val, vl, 0, NULL);
+	}
 	json_t *o = json_pack("{s:s,s:o}", "model", c->model, "value",
 			      value ? value : json_null());
+	if (c->hashed) { /* keys of hashed families: without the hash */
+		if (kl < KEY_HASH_LEN)
+			kl = KEY_HASH_LEN;
+		k += KEY_HASH_LEN;
+		kl -= KEY_HASH_LEN;
+	}
 	if (strcmp(c->model, "timeline") == 0 && kl > 9) {
 		json_object_set_new(o, "key", json_stringn(k, kl - 9));
 		json_object_set_new(o, "version",
@@ -1360,13 +1756,18 @@ wb_err wb_views_dump(wb_views *v, FILE *out, char *msg, size_t msglen)
 		     {CF_TIMELINE, "timeline"},
 		     {CF_RETURNS, "return"},
 		     {CF_LOOKUPS, "lookup"}};
+	struct wb_order *vo = wb_order_new();
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
-		struct dump_ctx c = {out, order[i].model};
-		if (scan(v, order[i].cf, "", 0, dump_kv, &c))
+		int cf = order[i].cf;
+		struct dump_ctx c = {out, order[i].model,
+				     cf == CF_VIEWS || cf == CF_TIMELINE, vo};
+		if (scan(v, cf, "", 0, dump_kv, &c)) {
+			wb_order_free(vo);
 			return wb_fail(msg, msglen, WB_ESTORE,
-				       "reading %s failed",
-				       cf_names[order[i].cf]);
+				       "reading %s failed", cf_names[cf]);
+		}
 	}
+	wb_order_free(vo);
 	if (fflush(out) != 0)
 		return wb_fail(msg, msglen, WB_EIO, "write: %s",
 			       strerror(errno));

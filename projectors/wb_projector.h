@@ -32,6 +32,8 @@
  *     when that file exists; see projectors/meson.build).
  *   - the shapes of the query results are fixed below and in README
  *     "Read models".
+ *   - wb_views_order_json(): the presented view as JSON text (the HTTP
+ *     API's hot path).
  */
 #ifndef WB_PROJECTOR_H
 #define WB_PROJECTOR_H
@@ -165,6 +167,12 @@ void wb_views_stats(wb_views *v, struct wb_views_stats *out);
  *   wb_views_return         one return object, plus order_id */
 wb_err wb_views_order(wb_views *v, const char *merchant,
 		      const char *order_id, json_t **out);
+/* CHANGED: added. wb_views_order's answer as compact JSON text appended
+ * to out (what wb_json_write writes of it), without building jansson
+ * values, and the order's ledger partition (-1 if unknown). */
+wb_err wb_views_order_json(wb_views *v, const char *merchant,
+			   const char *order_id, wb_buf *out,
+			   int32_t *partition);
 wb_err wb_views_timeline(wb_views *v, const char *merchant,
 			 const char *order_id, json_t **out);
 wb_err wb_views_order_returns(wb_views *v, const char *merchant,
