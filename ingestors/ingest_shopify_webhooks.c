@@ -492,9 +492,12 @@ static enum MHD_Result body_complete(struct req *r, struct MHD_Connection *c)
 	produce(r, c);
 	r->state = R_WAITING;
 	atomic_fetch_add(&s->waiting, 1);
-	if (atomic_load(&r->pending) == 1)
-		/* nothing was queued (refused at once): answer now */
+	if (atomic_load(&r->pending) == 1) {
+		/* nothing in flight (refused at once, or already all
+		 * acknowledged): drop the handler's hold and answer now */
+		atomic_fetch_sub(&r->pending, 1);
 		return finish_webhook(r, c);
+	}
 	MHD_suspend_connection(c);
 	/* listed after suspending: the deadline must not resume a connection
 	 * that is not suspended yet; nothing frees r before we return */
