@@ -282,9 +282,11 @@ static const struct jn *child(const struct wb_event *ev, const struct jn *o,
 {
 	if (!o || o->t != J_OBJ)
 		return NULL;
-	for (int32_t c = o->first; c >= 0; c = ev->nodes[c].next)
-		if (strcmp(ev->nodes[c].key, k) == 0)
+	for (int32_t c = o->first; c >= 0; c = ev->nodes[c].next) {
+		const char *ck = ev->nodes[c].key;
+		if (ck[0] == k[0] && strcmp(ck, k) == 0)
 			return &ev->nodes[c];
+	}
 	return NULL;
 }
 
@@ -347,10 +349,18 @@ static wb_err av_fields(struct avdec *d, const struct wb_avro_node *n,
 			int32_t obj, bool comma)
 {
 	for (size_t i = 0; i < n->n; i++) {
+		/* Avro names are [A-Za-z_][A-Za-z0-9_]*: nothing to escape */
+		size_t kl = strlen(n->names[i]);
+		wb_buf *t = &d->ev->text;
+		if (t->len + kl + 4 > t->cap)
+			wb_buf_reserve(t, kl + 4);
 		if (comma || i)
-			out_c(&d->ev->text, ',');
-		wb_json_put_str(&d->ev->text, n->names[i], strlen(n->names[i]));
-		out_c(&d->ev->text, ':');
+			t->data[t->len++] = ',';
+		t->data[t->len++] = '"';
+		memcpy(t->data + t->len, n->names[i], kl);
+		t->len += kl;
+		t->data[t->len++] = '"';
+		t->data[t->len++] = ':';
 		wb_err rc = av_value(d, n->sub[i], n->names[i], obj);
 		if (rc)
 			return rc;

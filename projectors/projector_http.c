@@ -202,10 +202,10 @@ static void json_str(wb_buf *b, const char *s)
 
 static void put_i64_or_null(wb_buf *b, int64_t v, bool null)
 {
-	char num[24];
-	int n = null ? snprintf(num, sizeof(num), "null")
-		     : snprintf(num, sizeof(num), "%lld", (long long)v);
-	wb_buf_append(b, num, (size_t)n);
+	if (null)
+		PUTS(b, "null");
+	else
+		wb_json_put_int(b, v);
 }
 
 /* '{', [error, message,] position and freshness (as every data answer

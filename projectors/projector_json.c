@@ -15,29 +15,67 @@
 
 void wb_json_put_int(wb_buf *b, int64_t v)
 {
+	/* two digits at a time: epoch milliseconds have 13 */
+	static const char pairs[201] =
+		"00010203040506070809101112131415161718192021222324"
+		"25262728293031323334353637383940414243444546474849"
+		"50515253545556575859606162636465666768697071727374"
+		"75767778798081828384858687888990919293949596979899";
 	char tmp[24];
-	int n = 0;
+	char *end = tmp + sizeof(tmp), *p = end;
 	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	do {
-		tmp[n++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
-	wb_buf_reserve(b, (size_t)n + 1);
+	while (u >= 100) {
+		unsigned d = (unsigned)(u % 100) * 2;
+		u /= 100;
+		*--p = pairs[d + 1];
+		*--p = pairs[d];
+	}
+	if (u >= 10) {
+		*--p = pairs[u * 2 + 1];
+		*--p = pairs[u * 2];
+	} else {
+		*--p = (char)('0' + u);
+	}
 	if (v < 0)
-		b->data[b->len++] = '-';
-	while (n)
-		b->data[b->len++] = (uint8_t)tmp[--n];
+		*--p = '-';
+	size_t n = (size_t)(end - p);
+	if (b->len + n > b->cap)
+		wb_buf_reserve(b, n);
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
 }
+
+/* Bytes a JSON string must escape: controls, '"' and '\\'. */
+static const uint8_t needs_escape[256] = {
+	[0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1,
+	[0x06] = 1, [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1,
+	[0x0c] = 1, [0x0d] = 1, [0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1,
+	[0x12] = 1, [0x13] = 1, [0x14] = 1, [0x15] = 1, [0x16] = 1, [0x17] = 1,
+	[0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1, [0x1c] = 1, [0x1d] = 1,
+	[0x1e] = 1, [0x1f] = 1, ['"'] = 1, ['\\'] = 1};
 
 void wb_json_put_str(wb_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	wb_buf_reserve(b, n + 2);
-	b->data[b->len++] = '"';
-	size_t run = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
+	/* the common case: nothing to escape, one copy */
+	if (b->len + n + 2 > b->cap)
+		wb_buf_reserve(b, n + 2);
+	uint8_t *d = b->data + b->len;
+	const uint8_t *u = (const uint8_t *)s;
+	size_t i = 0;
+	*d++ = '"';
+	for (; i < n && !needs_escape[u[i]]; i++)
+		d[i] = u[i];
+	if (i == n) {
+		d[n] = '"';
+		b->len += n + 2;
+		return;
+	}
+	b->len += 1 + i;
+	size_t run = i;
+	for (; i < n; i++) {
+		unsigned char c = u[i];
+		if (!needs_escape[c])
 			continue;
 		wb_buf_append(b, s + run, i - run);
 		run = i + 1;

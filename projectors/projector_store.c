@@ -497,9 +497,11 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 		v->hash_opts,
 		rocksdb_slicetransform_create_fixed_prefix(KEY_HASH_LEN));
 	rocksdb_options_set_hash_skip_list_rep(v->hash_opts, 1u << 18, 4, 4);
+	/* the buckets already answer "not there": no memtable bloom */
+	rocksdb_options_set_memtable_prefix_bloom_size_ratio(v->hash_opts, 0);
 	const rocksdb_options_t *cf_opts[CF_COUNT];
 	for (int i = 0; i < CF_COUNT; i++)
-		cf_opts[i] = i == CF_VIEWS || i == CF_TIMELINE || i == CF_OUTBOX
+		cf_opts[i] = (i == CF_VIEWS || i == CF_TIMELINE || i == CF_OUTBOX)
 				     ? v->hash_opts
 				     : v->cf_opts;
 

@@ -4,10 +4,11 @@
  * checkpoints and Kafka offsets surviving a reopen (with the cache gone),
  * an uncommitted batch leaving no trace, lookups (normalised, moved when
  * an email changes), merchant scoping of every query, returns by id and by
- * order, the timeline, the OrderStatus outbox, position/wait/freshness and
- * a deterministic dump.
+ * order, the timeline, the OrderStatus outbox, position/wait/freshness,
+ * a deterministic dump, and a store of another format refused.
  */
 #include <pthread.h>
+#include <rocksdb/c.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -574,6 +575,49 @@ static void test_lanes(void)
 		wb_buf_finish(&lane_entries[i]);
 }
 
+/* ---- a store of another format is refused, naming --rebuild ---- */
+
+static void test_format(void)
+{
+	char fdir[300];
+	snprintf(fdir, sizeof(fdir), "%s-format", dir);
+	wb_views_destroy(fdir, NULL, 0);
+	struct wb_views_options o = {.dir = fdir};
+	wb_views *v = NULL;
+	char msg[512];
+	ok(wb_views_open(&o, &v, msg, sizeof(msg)) == WB_OK,
+	   "a new store opens");
+	wb_views_close(v);
+	/* what an older build left: format "1" */
+	static const char *const cfs[] = {"default", "views", "timeline",
+					  "returns", "lookups", "checkpoints",
+					  "outbox", "meta"};
+	rocksdb_options_t *opts = rocksdb_options_create();
+	const rocksdb_options_t *cf_opts[8];
+	for (int i = 0; i < 8; i++)
+		cf_opts[i] = opts;
+	rocksdb_column_family_handle_t *h[8];
+	char *err = NULL;
+	rocksdb_t *db = rocksdb_open_column_families(opts, fdir, 8, cfs,
+						     cf_opts, h, &err);
+	ok(db && !err, "opened with RocksDB directly");
+	if (db) {
+		rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+		rocksdb_put_cf(db, wo, h[7], "format", 6, "1", 1, &err);
+		rocksdb_writeoptions_destroy(wo);
+		for (int i = 0; i < 8; i++)
+			rocksdb_column_family_handle_destroy(h[i]);
+		rocksdb_close(db);
+	}
+	rocksdb_free(err);
+	rocksdb_options_destroy(opts);
+	v = NULL;
+	ok(wb_views_open(&o, &v, msg, sizeof(msg)) == WB_ECORRUPT && !v &&
+		   strstr(msg, "format 1") && strstr(msg, "--rebuild"),
+	   "format 1 refused: %s", msg);
+	wb_views_destroy(fdir, NULL, 0);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/wb-test-projector-store-%d", getpid());
@@ -583,6 +627,7 @@ int main(void)
 	test_queries_after_reopen();
 	test_outbox();
 	test_lanes();
+	test_format();
 	char msg[256];
 	ok(wb_views_destroy(dir, msg, sizeof(msg)) == WB_OK, "destroy the store");
 	json_decref(versions);
