@@ -10,8 +10,10 @@
  *                binary, decoded without copying or parsing)
  *   timeline     H(order_id) | order_id | 0x00 | BE64 version
  *                                               -> timeline record (JSON)
- *   returns      merchant | 0 | return_id | 0 | order_id -> return (JSON)
- *   lookups      kind | merchant | 0 | value | 0 | order_id -> ""
+ *   returns      H(merchant | 0 | return_id | 0) | merchant | 0 | return_id
+ *                | 0 | order_id -> return (JSON)
+ *   lookups      H(kind | merchant | 0 | value | 0) | kind | merchant | 0 |
+ *                value | 0 | order_id -> ""
  *                (kind: 'e' email, 'n' name, 't' tracking, 'c' channel id)
  *   checkpoints  BE32 partition -> BE64 last applied seq | BE64 next Kafka
  *                offset (all ones = none) | BE64 recorded_at of that entry |
@@ -50,8 +52,8 @@
 
 /* Bumped whenever a key or value layout changes; a store of another
  * format is refused (rebuild it with --rebuild). 2: binary view records,
- * hashed view/timeline/outbox keys. */
-#define STORE_FORMAT "2"
+ * hashed view/timeline/outbox keys; 3: hashed lookup and return keys. */
+#define STORE_FORMAT "3"
 
 enum {
 	CF_DEFAULT, CF_VIEWS, CF_TIMELINE, CF_RETURNS, CF_LOOKUPS,
@@ -189,6 +191,21 @@ static uint64_t id_hash(const char *id, size_t n)
 }
 
 #define KEY_HASH_LEN 8
+
+/* A key whose first 8 bytes hash what key_seal() finds after them:
+ * key_begin(), the hashed part, key_seal(), then the rest (if any). */
+static void key_begin(wb_buf *k)
+{
+	wb_buf_reset(k);
+	wb_buf_reserve(k, KEY_HASH_LEN);
+	k->len = KEY_HASH_LEN;
+}
+
+static void key_seal(wb_buf *k)
+{
+	be64(k->data, id_hash((const char *)k->data + KEY_HASH_LEN,
+			      k->len - KEY_HASH_LEN));
+}
 
 /* H(order_id) | order_id into k. */
 static void hkey(wb_buf *k, const char *id, size_t n)
@@ -490,8 +507,9 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 	v->cf_opts = rocksdb_options_create_copy(v->db_opts);
 	rocksdb_options_set_memtable_prefix_bloom_size_ratio(v->cf_opts, 0.1);
 	rocksdb_options_set_memtable_whole_key_filtering(v->cf_opts, 1);
-	/* views, timeline, outbox: the 8-byte hash of the order id is the
-	 * prefix, and the memtable a hash of skiplists by prefix */
+	/* every family but the small ones: keys start with an 8-byte hash
+	 * (of the order id, or of a lookup's or return's prefix), which is
+	 * the prefix, and the memtable a hash of skiplists by prefix */
 	v->hash_opts = rocksdb_options_create_copy(v->cf_opts);
 	rocksdb_options_set_prefix_extractor(
 		v->hash_opts,
@@ -501,9 +519,10 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 	rocksdb_options_set_memtable_prefix_bloom_size_ratio(v->hash_opts, 0);
 	const rocksdb_options_t *cf_opts[CF_COUNT];
 	for (int i = 0; i < CF_COUNT; i++)
-		cf_opts[i] = (i == CF_VIEWS || i == CF_TIMELINE || i == CF_OUTBOX)
-				     ? v->hash_opts
-				     : v->cf_opts;
+		cf_opts[i] = i == CF_CHECKPOINTS || i == CF_META ||
+					     i == CF_DEFAULT
+				     ? v->cf_opts
+				     : v->hash_opts;
 
 	char *err = NULL;
 	if (o->read_only)
@@ -631,12 +650,13 @@ static const uint8_t *slice_data(rocksdb_pinnableslice_t *s, size_t *n)
 static void lookup_key(wb_buf *k, char kind, const char *merchant,
 		       size_t mlen, const char *value, const char *order_id)
 {
-	wb_buf_reset(k);
+	key_begin(k);
 	wb_buf_putc(k, (uint8_t)kind);
 	wb_buf_append(k, merchant, mlen);
 	wb_buf_putc(k, 0);
 	wb_buf_append(k, value, strlen(value));
 	wb_buf_putc(k, 0);
+	key_seal(k);
 	if (order_id)
 		wb_buf_append(k, order_id, strlen(order_id));
 }
@@ -940,11 +960,12 @@ static void put_return(const char *rid, size_t rn, const char *json,
 {
 	struct put_ret_ctx *c = ud;
 	wb_buf *k = &c->l->key;
-	wb_buf_reset(k);
+	key_begin(k);
 	wb_buf_append(k, c->merchant, c->mlen);
 	wb_buf_putc(k, 0);
 	wb_buf_append(k, rid, rn);
 	wb_buf_putc(k, 0);
+	key_seal(k);
 	wb_buf_append(k, c->t->e->key, c->t->e->klen);
 	rocksdb_writebatch_put_cf(c->l->wb, c->v->cf[CF_RETURNS],
 				  (const char *)k->data, k->len, json, len);
@@ -1486,10 +1507,12 @@ wb_err wb_views_return(wb_views *v, const char *merchant,
 		return WB_EINVAL;
 	wb_buf k;
 	wb_buf_init(&k);
+	key_begin(&k);
 	wb_buf_append(&k, merchant, strlen(merchant));
 	wb_buf_putc(&k, 0);
 	wb_buf_append(&k, return_id, strlen(return_id));
 	wb_buf_putc(&k, 0);
+	key_seal(&k);
 	wb_err rc = scan(v, CF_RETURNS, k.data, k.len, first_json, out);
 	wb_buf_finish(&k);
 	if (rc)
@@ -1761,8 +1784,7 @@ wb_err wb_views_dump(wb_views *v, FILE *out, char *msg, size_t msglen)
 	struct wb_order *vo = wb_order_new();
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		int cf = order[i].cf;
-		struct dump_ctx c = {out, order[i].model,
-				     cf == CF_VIEWS || cf == CF_TIMELINE, vo};
+		struct dump_ctx c = {out, order[i].model, true, vo};
 		if (scan(v, cf, "", 0, dump_kv, &c)) {
 			wb_order_free(vo);
 			return wb_fail(msg, msglen, WB_ESTORE,
