@@ -212,16 +212,23 @@ static void put_i64_or_null(wb_buf *b, int64_t v, bool null)
  * has them) and [min_position, behind]; sets *pos and r->behind. */
 /* The store's position and freshness, read before it is queried: an
  * answer reflects at least the position it states, never less. */
+static void take_position_snap(wb_projector_http *h, struct req *r,
+			       int64_t *applied, int32_t max, int32_t *np)
+{
+	struct wb_views_pos p;
+	wb_views_read_position(h->views, &p, applied, max);
+	r->pos = p.position;
+	r->src = p.latest_source_time;
+	r->rec = p.last_recorded_at;
+	r->caught_up = p.caught_up;
+	r->pos_taken = true;
+	if (np)
+		*np = p.partitions;
+}
+
 static void take_position(wb_projector_http *h, struct req *r)
 {
-	r->pos = wb_views_position(h->views);
-	r->src = r->rec = 0;
-	wb_views_freshness(h->views, &r->src, &r->rec);
-	int32_t np = wb_views_partitions(h->views);
-	r->caught_up = np > 0;
-	for (int32_t i = 0; i < np && r->caught_up; i++)
-		r->caught_up = wb_views_lag(h->views, i) == 0;
-	r->pos_taken = true;
+	take_position_snap(h, r, NULL, 0, NULL);
 }
 
 static void envelope_begin(wb_projector_http *h, struct req *r,
@@ -590,6 +597,13 @@ static int64_t applied_cb(void *ud, int32_t partition)
 static enum MHD_Result answer_order(wb_projector_http *h,
 				    struct MHD_Connection *c, struct req *r)
 {
+	/* the position the answer states, and what each partition had
+	 * applied (the stamp of a cached answer), before anything is read */
+	int64_t snap[SNAP_MAX];
+	int32_t np = 0;
+	take_position_snap(h, r, snap, h->cache ? SNAP_MAX : 0, &np);
+	if (!h->cache || np > SNAP_MAX)
+		np = 0;
 	int64_t now = wb_mono_us();
 	wb_buf body;
 	wb_buf_init(&body);
@@ -602,13 +616,6 @@ static enum MHD_Result answer_order(wb_projector_http *h,
 		wb_buf_finish(&body);
 		return ret;
 	}
-	/* What each partition had applied before the query: the stamp. */
-	int64_t snap[SNAP_MAX];
-	int32_t np = h->cache ? wb_views_partitions(h->views) : 0;
-	if (np > SNAP_MAX)
-		np = 0;
-	for (int32_t p = 0; p < np; p++)
-		snap[p] = wb_views_applied(h->views, p);
 	int32_t part = -1;
 	wb_err e = wb_views_order_json(h->views, r->merchant, r->m.id, &body,
 				       &part);
@@ -635,10 +642,10 @@ static enum MHD_Result answer_data(wb_projector_http *h,
 	const char *mer = r->merchant;
 	json_t *res = NULL;
 	wb_err e;
+	if (r->m.route == WB_ROUTE_ORDER)
+		return answer_order(h, c, r); /* takes the position itself */
 	take_position(h, r);
 	switch (r->m.route) {
-	case WB_ROUTE_ORDER:
-		return answer_order(h, c, r);
 	case WB_ROUTE_TIMELINE:
 	case WB_ROUTE_ORDER_RETURNS:
 	case WB_ROUTE_RETURN: {

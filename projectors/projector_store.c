@@ -1253,6 +1253,24 @@ void wb_views_freshness(wb_views *v, int64_t *latest_source_time,
 	pthread_mutex_unlock(&v->mu);
 }
 
+void wb_views_read_position(wb_views *v, struct wb_views_pos *out,
+			    int64_t *applied, int32_t max)
+{
+	pthread_mutex_lock(&v->mu);
+	out->position = v->position;
+	out->latest_source_time = v->latest_source_time;
+	out->last_recorded_at = v->last_recorded_at;
+	out->partitions = v->nparts;
+	out->caught_up = v->nparts > 0;
+	for (int32_t i = 0; i < v->nparts; i++) {
+		if (v->parts[i].lag != 0)
+			out->caught_up = false;
+		if (applied && i < max)
+			applied[i] = v->parts[i].applied;
+	}
+	pthread_mutex_unlock(&v->mu);
+}
+
 void wb_views_set_lag(wb_views *v, int32_t partition, int64_t lag)
 {
 	if (partition < 0)

@@ -133,6 +133,17 @@ bool wb_views_wait(wb_views *v, int64_t position, int timeout_ms);
  * applied entry (for the projection lag). */
 void wb_views_freshness(wb_views *v, int64_t *latest_source_time,
 			int64_t *last_recorded_at);
+/* CHANGED: added. What a query reads before the store, under one lock:
+ * the position, freshness, whether every partition's lag is 0 (and
+ * there is one), the number of partitions, and the applied seq of the
+ * first max of them into applied (may be NULL). */
+struct wb_views_pos {
+	int64_t position, latest_source_time, last_recorded_at;
+	bool caught_up;
+	int32_t partitions;
+};
+void wb_views_read_position(wb_views *v, struct wb_views_pos *out,
+			    int64_t *applied, int32_t max);
 /* CHANGED: added. Next <prefix>ledger offset stored for partition, or -1
  * if none (e.g. after a rebuild from a ledger data dir). */
 int64_t wb_views_offset(wb_views *v, int32_t partition);
