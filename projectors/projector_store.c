@@ -496,7 +496,7 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 	rocksdb_options_set_create_missing_column_families(v->db_opts, 1);
 	rocksdb_options_set_max_background_jobs(v->db_opts, 2);
 	rocksdb_options_set_write_buffer_size(v->db_opts, 32u << 20);
-	rocksdb_options_set_max_total_wal_size(v->db_opts, 256u << 20);
+	rocksdb_options_set_max_total_wal_size(v->db_opts, 512u << 20);
 	rocksdb_options_set_keep_log_file_num(v->db_opts, 3);
 	rocksdb_options_set_paranoid_checks(v->db_opts, 1);
 	rocksdb_options_set_block_based_table_factory(v->db_opts, v->bbto);
@@ -515,6 +515,17 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 		v->hash_opts,
 		rocksdb_slicetransform_create_fixed_prefix(KEY_HASH_LEN));
 	rocksdb_options_set_hash_skip_list_rep(v->hash_opts, 1u << 18, 4, 4);
+	/* Every changed view is rewritten whole: a larger memtable keeps
+	 * more of an order's versions together, so a flush writes the last
+	 * one only, and flushes come less often. What L0 and L1 hold is
+	 * rewritten soon: not compressed (lz4 from L2 on). Measured on
+	 * ops/bench-projector's workload: projector CPU -20 to -30%. */
+	rocksdb_options_set_write_buffer_size(v->hash_opts, 128u << 20);
+	int levels[7] = {rocksdb_no_compression, rocksdb_no_compression,
+			 rocksdb_lz4_compression, rocksdb_lz4_compression,
+			 rocksdb_lz4_compression, rocksdb_lz4_compression,
+			 rocksdb_lz4_compression};
+	rocksdb_options_set_compression_per_level(v->hash_opts, levels, 7);
 	/* the buckets already answer "not there": no memtable bloom */
 	rocksdb_options_set_memtable_prefix_bloom_size_ratio(v->hash_opts, 0);
 	const rocksdb_options_t *cf_opts[CF_COUNT];
