@@ -767,6 +767,118 @@ const char *wb_order_id(const struct wb_order *o, size_t *n)
 	return o->order_id.t == V_STR ? o->order_id.p : NULL;
 }
 
+/* ---- the fields of each object, in the order its JSON lists them ----
+ * One table per object drives its JSON, its stored record and its
+ * conversion from a jansson view. */
+
+struct fdesc {
+	const char *key;
+	uint8_t klen;
+	bool optional; /* ABSENT: the key is left out */
+	uint16_t off;
+};
+
+#define FD(T, k, m) {k, sizeof(k) - 1, false, (uint16_t)offsetof(struct T, m)}
+#define FDO(T, k, m) {k, sizeof(k) - 1, true, (uint16_t)offsetof(struct T, m)}
+#define NF(t) (sizeof(t) / sizeof((t)[0]))
+
+static const struct fdesc head_fd[] = {
+	FD(wb_order, "order_id", order_id),
+	FD(wb_order, "merchant", merchant),
+	FD(wb_order, "channel", channel),
+	FD(wb_order, "channel_order_id", channel_order_id),
+	FD(wb_order, "name", name),
+	FD(wb_order, "email", email),
+	FD(wb_order, "phone", phone),
+	FD(wb_order, "note", note),
+	FD(wb_order, "currency", currency),
+	FD(wb_order, "placed_at", placed_at),
+	FD(wb_order, "totals", totals),
+	FD(wb_order, "shipping_address", shipping_address),
+	FD(wb_order, "snapshot", snapshot),
+};
+static const struct fdesc order_fd[] = {
+	FD(wb_order, "status", o_status),
+	FD(wb_order, "cancel_reason", cancel_reason),
+	FD(wb_order, "cancel_note", cancel_note),
+	FD(wb_order, "cancelled_at", cancelled_at),
+	FD(wb_order, "updated_at", o_updated_at),
+};
+static const struct fdesc payment_fd[] = {
+	FD(wb_order, "status", p_status),
+	FD(wb_order, "amount_paid", amount_paid),
+	FD(wb_order, "updated_at", p_updated_at),
+};
+static const struct fdesc tail_fd[] = {
+	FDO(wb_order, "version", version),
+	FDO(wb_order, "partition", partition),
+	FDO(wb_order, "seq", seq),
+	FDO(wb_order, "recorded_at", recorded_at),
+	FDO(wb_order, "updated_at", updated_at),
+};
+static const struct fdesc ful_fd[] = {
+	FD(ful, "fulfillment_id", id),
+	FD(ful, "created_at", created_at),
+	FD(ful, "lines", lines),
+	FD(ful, "carrier", carrier),
+	FD(ful, "tracking_numbers", tracking_numbers),
+};
+static const struct fdesc ship_fd[] = {
+	FD(ship, "tracking_number", tracking_number),
+	FD(ship, "fulfillment_id", fulfillment_id),
+	FD(ship, "carrier", carrier),
+	FD(ship, "tracking_url", tracking_url),
+	FD(ship, "status", status),
+	FD(ship, "last_event", last_event),
+	FD(ship, "estimated_delivery", estimated_delivery),
+	FD(ship, "delivered_at", delivered_at),
+	FD(ship, "updated_at", updated_at),
+};
+static const struct fdesc refund_fd[] = {
+	FD(refund, "refund_id", id),
+	FD(refund, "amount", amount),
+	FD(refund, "lines", lines),
+	FD(refund, "restock", restock),
+	FD(refund, "reason", reason),
+	FD(refund, "issued_at", issued_at),
+};
+static const struct fdesc ret_fd[] = {
+	FD(ret, "return_id", id),
+	FD(ret, "status", status),
+	FD(ret, "lines", lines),
+	FD(ret, "reason", reason),
+	FD(ret, "decline_reason", decline_reason),
+	FD(ret, "requested_at", at[AT_REQUESTED]),
+	FD(ret, "approved_at", at[AT_APPROVED]),
+	FD(ret, "declined_at", at[AT_DECLINED]),
+	FD(ret, "received_at", at[AT_RECEIVED]),
+	FD(ret, "closed_at", at[AT_CLOSED]),
+	FD(ret, "updated_at", updated_at),
+};
+static const struct fdesc action_fd[] = {
+	FD(action, "action_id", id),
+	FD(action, "kind", kind),
+	FD(action, "status", status),
+	FD(action, "parameters", parameters),
+	FD(action, "requester", requester),
+	FD(action, "idempotency_key", idempotency_key),
+	FD(action, "reason", reason),
+	FD(action, "channel_ref", channel_ref),
+	FD(action, "requested_at", requested_at),
+	FD(action, "updated_at", updated_at),
+	FDO(action, "attempts", attempts),
+};
+
+static struct val *fval(void *base, const struct fdesc *f)
+{
+	return (struct val *)((char *)base + f->off);
+}
+
+static const struct val *fcval(const void *base, const struct fdesc *f)
+{
+	return (const struct val *)((const char *)base + f->off);
+}
+
 /* Appends an element to one of the view's arrays (growing it in a). */
 #define PUSH(o, name, a)                                                     \
 	(((o)->n_##name == (o)->cap_##name                                   \
@@ -1388,176 +1500,85 @@ wb_err wb_order_apply(struct wb_order *o, const struct wb_event *ev,
 
 /* ---- the stored view as JSON (jansson's view, key for key) --------------- */
 
-#define KV(b, first, lit, v)                                                 \
-	do {                                                                 \
-		if (!(first))                                                \
-			out_c((b), ',');                                     \
-		OUT((b), "\"" lit "\":");                                    \
-		put_val((b), (v));                                           \
-	} while (0)
-
-static void write_order_obj(wb_buf *b, const struct wb_order *o)
+/* "key":value for each field of base (optional ones only when present),
+ * after a comma unless first. */
+static void write_members(wb_buf *b, const void *base, const struct fdesc *fd,
+			  size_t n, bool first)
 {
-	OUT(b, "{\"status\":");
-	put_val(b, &o->o_status);
-	KV(b, false, "cancel_reason", &o->cancel_reason);
-	KV(b, false, "cancel_note", &o->cancel_note);
-	KV(b, false, "cancelled_at", &o->cancelled_at);
-	KV(b, false, "updated_at", &o->o_updated_at);
-	OUT(b, "},\"payment\":{\"status\":");
-	put_val(b, &o->p_status);
-	KV(b, false, "amount_paid", &o->amount_paid);
-	KV(b, false, "updated_at", &o->p_updated_at);
+	for (size_t i = 0; i < n; i++) {
+		const struct val *v = fcval(base, &fd[i]);
+		if (fd[i].optional && v->t == V_ABSENT)
+			continue;
+		if (b->len + fd[i].klen + 4 > b->cap)
+			wb_buf_reserve(b, fd[i].klen + 4);
+		if (!first)
+			b->data[b->len++] = ',';
+		first = false;
+		b->data[b->len++] = '"';
+		memcpy(b->data + b->len, fd[i].key, fd[i].klen);
+		b->len += fd[i].klen;
+		b->data[b->len++] = '"';
+		b->data[b->len++] = ':';
+		put_val(b, v);
+	}
+}
+
+static void write_obj(wb_buf *b, const void *base, const struct fdesc *fd,
+		      size_t n)
+{
+	out_c(b, '{');
+	write_members(b, base, fd, n, true);
 	out_c(b, '}');
 }
 
-static void write_ful(wb_buf *b, const struct ful *f)
-{
-	OUT(b, "{\"fulfillment_id\":");
-	put_val(b, &f->id);
-	KV(b, false, "created_at", &f->created_at);
-	KV(b, false, "lines", &f->lines);
-	KV(b, false, "carrier", &f->carrier);
-	KV(b, false, "tracking_numbers", &f->tracking_numbers);
-	out_c(b, '}');
-}
-
-static void write_fuls(wb_buf *b, const struct wb_order *o)
+/* [obj,obj...] of an array of cnt structs of size bytes. */
+static void write_list(wb_buf *b, const void *arr, size_t size, uint32_t cnt,
+		       const struct fdesc *fd, size_t n)
 {
 	out_c(b, '[');
-	for (uint32_t i = 0; i < o->n_fuls; i++) {
+	for (uint32_t i = 0; i < cnt; i++) {
 		if (i)
 			out_c(b, ',');
-		write_ful(b, &o->fuls[i]);
+		write_obj(b, (const char *)arr + i * size, fd, n);
 	}
 	out_c(b, ']');
 }
 
-static void write_ret(wb_buf *b, const struct ret *r)
-{
-	OUT(b, "{\"return_id\":");
-	put_val(b, &r->id);
-	KV(b, false, "status", &r->status);
-	KV(b, false, "lines", &r->lines);
-	KV(b, false, "reason", &r->reason);
-	KV(b, false, "decline_reason", &r->decline_reason);
-	KV(b, false, "requested_at", &r->at[AT_REQUESTED]);
-	KV(b, false, "approved_at", &r->at[AT_APPROVED]);
-	KV(b, false, "declined_at", &r->at[AT_DECLINED]);
-	KV(b, false, "received_at", &r->at[AT_RECEIVED]);
-	KV(b, false, "closed_at", &r->at[AT_CLOSED]);
-	KV(b, false, "updated_at", &r->updated_at);
-}
+#define WRITE_LIST(b, o, name, fd)                                           \
+	write_list((b), (o)->name, sizeof(*(o)->name), (o)->n_##name, (fd),  \
+		   NF(fd))
 
-static void write_action(wb_buf *b, const struct action *a)
+/* "order":{...},"payment":{...} */
+static void write_order_obj(wb_buf *b, const struct wb_order *o)
 {
-	OUT(b, "{\"action_id\":");
-	put_val(b, &a->id);
-	KV(b, false, "kind", &a->kind);
-	KV(b, false, "status", &a->status);
-	KV(b, false, "parameters", &a->parameters);
-	KV(b, false, "requester", &a->requester);
-	KV(b, false, "idempotency_key", &a->idempotency_key);
-	KV(b, false, "reason", &a->reason);
-	KV(b, false, "channel_ref", &a->channel_ref);
-	KV(b, false, "requested_at", &a->requested_at);
-	KV(b, false, "updated_at", &a->updated_at);
-	if (a->attempts.t != V_ABSENT)
-		KV(b, false, "attempts", &a->attempts);
-	out_c(b, '}');
-}
-
-/* The members every rendering starts with, up to "lines" (excluded). */
-static void write_head(wb_buf *b, const struct wb_order *o)
-{
-	OUT(b, "{\"order_id\":");
-	put_val(b, &o->order_id);
-	KV(b, false, "merchant", &o->merchant);
-	KV(b, false, "channel", &o->channel);
-	KV(b, false, "channel_order_id", &o->channel_order_id);
-	KV(b, false, "name", &o->name);
-	KV(b, false, "email", &o->email);
-	KV(b, false, "phone", &o->phone);
-	KV(b, false, "note", &o->note);
-	KV(b, false, "currency", &o->currency);
-	KV(b, false, "placed_at", &o->placed_at);
-	KV(b, false, "totals", &o->totals);
-	KV(b, false, "shipping_address", &o->shipping_address);
-	KV(b, false, "snapshot", &o->snapshot);
+	OUT(b, ",\"order\":");
+	write_obj(b, o, order_fd, NF(order_fd));
+	OUT(b, ",\"payment\":");
+	write_obj(b, o, payment_fd, NF(payment_fd));
 }
 
 /* shipments, refunds, returns, actions */
 static void write_lists(wb_buf *b, const struct wb_order *o)
 {
-	OUT(b, ",\"shipments\":[");
-	for (uint32_t i = 0; i < o->n_ships; i++) {
-		const struct ship *s = &o->ships[i];
-		if (i)
-			out_c(b, ',');
-		OUT(b, "{\"tracking_number\":");
-		put_val(b, &s->tracking_number);
-		KV(b, false, "fulfillment_id", &s->fulfillment_id);
-		KV(b, false, "carrier", &s->carrier);
-		KV(b, false, "tracking_url", &s->tracking_url);
-		KV(b, false, "status", &s->status);
-		KV(b, false, "last_event", &s->last_event);
-		KV(b, false, "estimated_delivery", &s->estimated_delivery);
-		KV(b, false, "delivered_at", &s->delivered_at);
-		KV(b, false, "updated_at", &s->updated_at);
-		out_c(b, '}');
-	}
-	OUT(b, "],\"refunds\":[");
-	for (uint32_t i = 0; i < o->n_refunds; i++) {
-		const struct refund *r = &o->refunds[i];
-		if (i)
-			out_c(b, ',');
-		OUT(b, "{\"refund_id\":");
-		put_val(b, &r->id);
-		KV(b, false, "amount", &r->amount);
-		KV(b, false, "lines", &r->lines);
-		KV(b, false, "restock", &r->restock);
-		KV(b, false, "reason", &r->reason);
-		KV(b, false, "issued_at", &r->issued_at);
-		out_c(b, '}');
-	}
-	OUT(b, "],\"returns\":[");
-	for (uint32_t i = 0; i < o->n_rets; i++) {
-		if (i)
-			out_c(b, ',');
-		write_ret(b, &o->rets[i]);
-		out_c(b, '}');
-	}
-	OUT(b, "],\"actions\":[");
-	for (uint32_t i = 0; i < o->n_actions; i++) {
-		if (i)
-			out_c(b, ',');
-		write_action(b, &o->actions[i]);
-	}
-	out_c(b, ']');
-}
-
-static void write_tail(wb_buf *b, const struct wb_order *o)
-{
-	if (o->version.t != V_ABSENT)
-		KV(b, false, "version", &o->version);
-	if (o->partition.t != V_ABSENT)
-		KV(b, false, "partition", &o->partition);
-	if (o->seq.t != V_ABSENT)
-		KV(b, false, "seq", &o->seq);
-	if (o->recorded_at.t != V_ABSENT)
-		KV(b, false, "recorded_at", &o->recorded_at);
-	if (o->updated_at.t != V_ABSENT)
-		KV(b, false, "updated_at", &o->updated_at);
+	OUT(b, ",\"shipments\":");
+	WRITE_LIST(b, o, ships, ship_fd);
+	OUT(b, ",\"refunds\":");
+	WRITE_LIST(b, o, refunds, refund_fd);
+	OUT(b, ",\"returns\":");
+	WRITE_LIST(b, o, rets, ret_fd);
+	OUT(b, ",\"actions\":");
+	WRITE_LIST(b, o, actions, action_fd);
 }
 
 void wb_order_view_write(const struct wb_order *o, wb_buf *b)
 {
-	write_head(b, o);
-	KV(b, false, "lines", &o->lines);
-	OUT(b, ",\"order\":");
+	out_c(b, '{');
+	write_members(b, o, head_fd, NF(head_fd), true);
+	OUT(b, ",\"lines\":");
+	put_val(b, &o->lines);
 	write_order_obj(b, o);
 	OUT(b, ",\"fulfillments\":");
-	write_fuls(b, o);
+	WRITE_LIST(b, o, fuls, ful_fd);
 	write_lists(b, o);
 	OUT(b, ",\"_t\":{");
 	for (int i = 0; i < o->nt; i++) {
@@ -1569,7 +1590,7 @@ void wb_order_view_write(const struct wb_order *o, wb_buf *b)
 		wb_json_put_int(b, o->tv[o->tord[i]]);
 	}
 	out_c(b, '}');
-	write_tail(b, o);
+	write_members(b, o, tail_fd, NF(tail_fd), false);
 	out_c(b, '}');
 }
 
@@ -1860,20 +1881,20 @@ void wb_order_present_write(const struct wb_order *o, int64_t now_ms,
 			    int return_window_days, wb_buf *b)
 {
 	wb_buf_reserve(b, 4096);
-	write_head(b, o);
+	out_c(b, '{');
+	write_members(b, o, head_fd, NF(head_fd), true);
 	OUT(b, ",\"lines\":");
 	present_lines(b, o);
-	OUT(b, ",\"order\":");
 	write_order_obj(b, o);
 	write_lists(b, o);
-	write_tail(b, o);
+	write_members(b, o, tail_fd, NF(tail_fd), false);
 
 	int frank = fulfillment_rank_of(o);
 	const char *fstatus = fulfillment_names[frank];
 	OUT(b, ",\"fulfillment\":{\"status\":");
 	put_lit_str(b, fstatus);
 	OUT(b, ",\"fulfillments\":");
-	write_fuls(b, o);
+	WRITE_LIST(b, o, fuls, ful_fd);
 	OUT(b, ",\"updated_at\":");
 	if (o->tset[F_FULFILLMENT])
 		wb_json_put_int(b, o->tv[F_FULFILLMENT]);
@@ -1891,7 +1912,8 @@ void wb_order_present_write(const struct wb_order *o, int64_t now_ms,
 			if (!first)
 				out_c(b, ',');
 			first = false;
-			write_action(b, &o->actions[i]);
+			write_obj(b, &o->actions[i], action_fd,
+				  NF(action_fd));
 		}
 	OUT(b, "],\"eligibility\":{");
 
@@ -2069,7 +2091,8 @@ void wb_order_returns(const struct wb_order *o,
 		if (r->id.t != V_STR)
 			continue;
 		wb_buf_reset(&b);
-		write_ret(&b, r);
+		out_c(&b, '{');
+		write_members(&b, r, ret_fd, NF(ret_fd), true);
 		OUT(&b, ",\"order_id\":");
 		put_val(&b, &o->order_id);
 		out_c(&b, '}');
@@ -2211,6 +2234,13 @@ static void r_val(wb_buf *b, const struct val *v)
 		wb_avro_put_bytes(b, v->p, v->n);
 }
 
+static void r_fields(wb_buf *b, const void *base, const struct fdesc *fd,
+		     size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		r_val(b, fcval(base, &fd[i]));
+}
+
 static void r_items(wb_buf *b, const struct items *it)
 {
 	out_c(b, (char)it->arr);
@@ -2245,75 +2275,36 @@ void wb_order_record(const struct wb_order *o, wb_buf *b)
 		out_c(b, 0);
 	}
 	wb_avro_put_long(b, v_int(&o->partition, -1));
-	const struct val *top[] = {
-		&o->order_id, &o->merchant, &o->channel, &o->channel_order_id,
-		&o->name, &o->email, &o->phone, &o->note, &o->currency,
-		&o->placed_at, &o->totals, &o->shipping_address, &o->snapshot,
-		&o->lines, &o->snap_fstatus, &o->o_status, &o->cancel_reason,
-		&o->cancel_note, &o->cancelled_at, &o->o_updated_at,
-		&o->p_status, &o->amount_paid, &o->p_updated_at, &o->version,
-		&o->partition, &o->seq, &o->recorded_at, &o->updated_at};
-	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++)
-		r_val(b, top[i]);
+	r_fields(b, o, head_fd, NF(head_fd));
+	r_val(b, &o->lines);
+	r_val(b, &o->snap_fstatus);
+	r_fields(b, o, order_fd, NF(order_fd));
+	r_fields(b, o, payment_fd, NF(payment_fd));
+	r_fields(b, o, tail_fd, NF(tail_fd));
 	r_items(b, &o->line_items);
 	r_money(b, &o->total);
 	wb_avro_put_long(b, o->n_fuls);
 	for (uint32_t i = 0; i < o->n_fuls; i++) {
-		const struct ful *f = &o->fuls[i];
-		r_val(b, &f->id);
-		r_val(b, &f->created_at);
-		r_val(b, &f->lines);
-		r_val(b, &f->carrier);
-		r_val(b, &f->tracking_numbers);
-		r_items(b, &f->items);
+		r_fields(b, &o->fuls[i], ful_fd, NF(ful_fd));
+		r_items(b, &o->fuls[i].items);
 	}
 	wb_avro_put_long(b, o->n_ships);
-	for (uint32_t i = 0; i < o->n_ships; i++) {
-		const struct ship *s = &o->ships[i];
-		const struct val *sv[] = {
-			&s->tracking_number, &s->fulfillment_id, &s->carrier,
-			&s->tracking_url, &s->status, &s->last_event,
-			&s->estimated_delivery, &s->delivered_at,
-			&s->updated_at};
-		for (size_t k = 0; k < 9; k++)
-			r_val(b, sv[k]);
-	}
+	for (uint32_t i = 0; i < o->n_ships; i++)
+		r_fields(b, &o->ships[i], ship_fd, NF(ship_fd));
 	wb_avro_put_long(b, o->n_refunds);
 	for (uint32_t i = 0; i < o->n_refunds; i++) {
-		const struct refund *r = &o->refunds[i];
-		r_val(b, &r->id);
-		r_val(b, &r->amount);
-		r_val(b, &r->lines);
-		r_val(b, &r->restock);
-		r_val(b, &r->reason);
-		r_val(b, &r->issued_at);
-		r_money(b, &r->money);
-		r_items(b, &r->items);
+		r_fields(b, &o->refunds[i], refund_fd, NF(refund_fd));
+		r_money(b, &o->refunds[i].money);
+		r_items(b, &o->refunds[i].items);
 	}
 	wb_avro_put_long(b, o->n_rets);
 	for (uint32_t i = 0; i < o->n_rets; i++) {
-		const struct ret *r = &o->rets[i];
-		r_val(b, &r->id);
-		r_val(b, &r->status);
-		r_val(b, &r->lines);
-		r_val(b, &r->reason);
-		r_val(b, &r->decline_reason);
-		for (int k = 0; k < AT_N; k++)
-			r_val(b, &r->at[k]);
-		r_val(b, &r->updated_at);
-		wb_avro_put_long(b, r->nlines);
+		r_fields(b, &o->rets[i], ret_fd, NF(ret_fd));
+		wb_avro_put_long(b, o->rets[i].nlines);
 	}
 	wb_avro_put_long(b, o->n_actions);
-	for (uint32_t i = 0; i < o->n_actions; i++) {
-		const struct action *a = &o->actions[i];
-		const struct val *av[] = {
-			&a->id, &a->kind, &a->status, &a->parameters,
-			&a->requester, &a->idempotency_key, &a->reason,
-			&a->channel_ref, &a->requested_at, &a->updated_at,
-			&a->attempts};
-		for (size_t k = 0; k < 11; k++)
-			r_val(b, av[k]);
-	}
+	for (uint32_t i = 0; i < o->n_actions; i++)
+		r_fields(b, &o->actions[i], action_fd, NF(action_fd));
 	out_c(b, (char)o->nt);
 	for (int i = 0; i < o->nt; i++) {
 		out_c(b, (char)o->tord[i]);
@@ -2376,6 +2367,13 @@ static struct val rd_val(struct rd *d)
 	else if (v.t > V_JSON)
 		d->bad = true;
 	return v;
+}
+
+static void rd_fields(struct rd *d, void *base, const struct fdesc *fd,
+		      size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		*fval(base, &fd[i]) = rd_val(d);
 }
 
 static void rd_items(struct rd *d, struct wb_arena *a, struct items *it)
@@ -2459,75 +2457,36 @@ wb_err wb_order_load(struct wb_order *o, uint8_t *rec, size_t len, bool own)
 	if (!rd_header(&d, &m, &mn))
 		goto bad;
 	rd_long(&d);
-	struct val *top[] = {
-		&o->order_id, &o->merchant, &o->channel, &o->channel_order_id,
-		&o->name, &o->email, &o->phone, &o->note, &o->currency,
-		&o->placed_at, &o->totals, &o->shipping_address, &o->snapshot,
-		&o->lines, &o->snap_fstatus, &o->o_status, &o->cancel_reason,
-		&o->cancel_note, &o->cancelled_at, &o->o_updated_at,
-		&o->p_status, &o->amount_paid, &o->p_updated_at, &o->version,
-		&o->partition, &o->seq, &o->recorded_at, &o->updated_at};
-	for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++)
-		*top[i] = rd_val(&d);
+	rd_fields(&d, o, head_fd, NF(head_fd));
+	o->lines = rd_val(&d);
+	o->snap_fstatus = rd_val(&d);
+	rd_fields(&d, o, order_fd, NF(order_fd));
+	rd_fields(&d, o, payment_fd, NF(payment_fd));
+	rd_fields(&d, o, tail_fd, NF(tail_fd));
 	rd_items(&d, &o->mem, &o->line_items);
 	rd_money(&d, &o->total);
 	RD_ARRAY(&d, o, fuls);
 	for (uint32_t i = 0; i < o->n_fuls && !d.bad; i++) {
-		struct ful *f = &o->fuls[i];
-		f->id = rd_val(&d);
-		f->created_at = rd_val(&d);
-		f->lines = rd_val(&d);
-		f->carrier = rd_val(&d);
-		f->tracking_numbers = rd_val(&d);
-		rd_items(&d, &o->mem, &f->items);
+		rd_fields(&d, &o->fuls[i], ful_fd, NF(ful_fd));
+		rd_items(&d, &o->mem, &o->fuls[i].items);
 	}
 	RD_ARRAY(&d, o, ships);
-	for (uint32_t i = 0; i < o->n_ships && !d.bad; i++) {
-		struct ship *s = &o->ships[i];
-		struct val *sv[] = {
-			&s->tracking_number, &s->fulfillment_id, &s->carrier,
-			&s->tracking_url, &s->status, &s->last_event,
-			&s->estimated_delivery, &s->delivered_at,
-			&s->updated_at};
-		for (size_t k = 0; k < 9; k++)
-			*sv[k] = rd_val(&d);
-	}
+	for (uint32_t i = 0; i < o->n_ships && !d.bad; i++)
+		rd_fields(&d, &o->ships[i], ship_fd, NF(ship_fd));
 	RD_ARRAY(&d, o, refunds);
 	for (uint32_t i = 0; i < o->n_refunds && !d.bad; i++) {
-		struct refund *r = &o->refunds[i];
-		r->id = rd_val(&d);
-		r->amount = rd_val(&d);
-		r->lines = rd_val(&d);
-		r->restock = rd_val(&d);
-		r->reason = rd_val(&d);
-		r->issued_at = rd_val(&d);
-		rd_money(&d, &r->money);
-		rd_items(&d, &o->mem, &r->items);
+		rd_fields(&d, &o->refunds[i], refund_fd, NF(refund_fd));
+		rd_money(&d, &o->refunds[i].money);
+		rd_items(&d, &o->mem, &o->refunds[i].items);
 	}
 	RD_ARRAY(&d, o, rets);
 	for (uint32_t i = 0; i < o->n_rets && !d.bad; i++) {
-		struct ret *r = &o->rets[i];
-		r->id = rd_val(&d);
-		r->status = rd_val(&d);
-		r->lines = rd_val(&d);
-		r->reason = rd_val(&d);
-		r->decline_reason = rd_val(&d);
-		for (int k = 0; k < AT_N; k++)
-			r->at[k] = rd_val(&d);
-		r->updated_at = rd_val(&d);
-		r->nlines = (uint32_t)rd_long(&d);
+		rd_fields(&d, &o->rets[i], ret_fd, NF(ret_fd));
+		o->rets[i].nlines = (uint32_t)rd_long(&d);
 	}
 	RD_ARRAY(&d, o, actions);
-	for (uint32_t i = 0; i < o->n_actions && !d.bad; i++) {
-		struct action *a = &o->actions[i];
-		struct val *av[] = {
-			&a->id, &a->kind, &a->status, &a->parameters,
-			&a->requester, &a->idempotency_key, &a->reason,
-			&a->channel_ref, &a->requested_at, &a->updated_at,
-			&a->attempts};
-		for (size_t k = 0; k < 11; k++)
-			*av[k] = rd_val(&d);
-	}
+	for (uint32_t i = 0; i < o->n_actions && !d.bad; i++)
+		rd_fields(&d, &o->actions[i], action_fd, NF(action_fd));
 	uint8_t nt = rd_u8(&d);
 	if (nt > F_COUNT)
 		goto bad;
@@ -2557,9 +2516,16 @@ bad:
 
 /* ---- a jansson view as a struct -------------------------------------------- */
 
-static struct val vnode_or_absent(const struct fold *c, const struct jn *x)
+/* The fields of base from object node e: JSON null for a missing key,
+ * ABSENT for a missing optional one. */
+static void dom_fields(const struct fold *c, const struct jn *e, void *base,
+		       const struct fdesc *fd, size_t n)
 {
-	return x ? vnode(c, x) : (struct val){0};
+	for (size_t i = 0; i < n; i++) {
+		const struct jn *x = child(c->ev, e, fd[i].key);
+		*fval(base, &fd[i]) =
+			x || !fd[i].optional ? vnode(c, x) : (struct val){0};
+	}
 }
 
 static void order_from_dom(struct wb_order *o, const struct wb_event *ev,
@@ -2570,109 +2536,45 @@ static void order_from_dom(struct wb_order *o, const struct wb_event *ev,
 	if (!v || v->t != J_OBJ)
 		return;
 	o->exists = true;
-#define TOP(f, k) o->f = vnode(&c, child(ev, v, k))
-	TOP(order_id, "order_id");
-	TOP(merchant, "merchant");
-	TOP(channel, "channel");
-	TOP(channel_order_id, "channel_order_id");
-	TOP(name, "name");
-	TOP(email, "email");
-	TOP(phone, "phone");
-	TOP(note, "note");
-	TOP(currency, "currency");
-	TOP(placed_at, "placed_at");
-	TOP(shipping_address, "shipping_address");
-#undef TOP
+	dom_fields(&c, v, o, head_fd, NF(head_fd));
 	set_totals(&c, child(ev, v, "totals"));
 	set_snapshot(&c, child(ev, v, "snapshot"));
 	set_lines(&c, child(ev, v, "lines"));
-	const struct jn *x = child(ev, v, "order");
-	o->o_status = vnode(&c, child(ev, x, "status"));
-	o->cancel_reason = vnode(&c, child(ev, x, "cancel_reason"));
-	o->cancel_note = vnode(&c, child(ev, x, "cancel_note"));
-	o->cancelled_at = vnode(&c, child(ev, x, "cancelled_at"));
-	o->o_updated_at = vnode(&c, child(ev, x, "updated_at"));
-	x = child(ev, v, "payment");
-	o->p_status = vnode(&c, child(ev, x, "status"));
-	o->amount_paid = vnode(&c, child(ev, x, "amount_paid"));
-	o->p_updated_at = vnode(&c, child(ev, x, "updated_at"));
-	x = child(ev, v, "fulfillments");
+	dom_fields(&c, child(ev, v, "order"), o, order_fd, NF(order_fd));
+	dom_fields(&c, child(ev, v, "payment"), o, payment_fd, NF(payment_fd));
+	dom_fields(&c, v, o, tail_fd, NF(tail_fd));
+	const struct jn *x = child(ev, v, "fulfillments");
 	for (int32_t k = x && x->t == J_ARR ? x->first : -1; k >= 0;
 	     k = ev->nodes[k].next) {
-		const struct jn *e = &ev->nodes[k];
 		struct ful *f = PUSH(o, fuls, a);
-		f->id = vnode(&c, child(ev, e, "fulfillment_id"));
-		f->created_at = vnode(&c, child(ev, e, "created_at"));
-		f->lines = vnode(&c, child(ev, e, "lines"));
-		items_of(&c, child(ev, e, "lines"), &f->items);
-		f->carrier = vnode(&c, child(ev, e, "carrier"));
-		f->tracking_numbers = vnode(&c, child(ev, e, "tracking_numbers"));
+		dom_fields(&c, &ev->nodes[k], f, ful_fd, NF(ful_fd));
+		items_of(&c, child(ev, &ev->nodes[k], "lines"), &f->items);
 	}
 	x = child(ev, v, "shipments");
 	for (int32_t k = x && x->t == J_ARR ? x->first : -1; k >= 0;
-	     k = ev->nodes[k].next) {
-		const struct jn *e = &ev->nodes[k];
-		struct ship *s = PUSH(o, ships, a);
-		s->tracking_number = vnode(&c, child(ev, e, "tracking_number"));
-		s->fulfillment_id = vnode(&c, child(ev, e, "fulfillment_id"));
-		s->carrier = vnode(&c, child(ev, e, "carrier"));
-		s->tracking_url = vnode(&c, child(ev, e, "tracking_url"));
-		s->status = vnode(&c, child(ev, e, "status"));
-		s->last_event = vnode(&c, child(ev, e, "last_event"));
-		s->estimated_delivery =
-			vnode(&c, child(ev, e, "estimated_delivery"));
-		s->delivered_at = vnode(&c, child(ev, e, "delivered_at"));
-		s->updated_at = vnode(&c, child(ev, e, "updated_at"));
-	}
+	     k = ev->nodes[k].next)
+		dom_fields(&c, &ev->nodes[k], PUSH(o, ships, a), ship_fd,
+			   NF(ship_fd));
 	x = child(ev, v, "refunds");
 	for (int32_t k = x && x->t == J_ARR ? x->first : -1; k >= 0;
 	     k = ev->nodes[k].next) {
-		const struct jn *e = &ev->nodes[k];
 		struct refund *r = PUSH(o, refunds, a);
-		r->id = vnode(&c, child(ev, e, "refund_id"));
-		r->amount = vnode(&c, child(ev, e, "amount"));
-		r->money = money_of(&c, child(ev, e, "amount"));
-		r->lines = vnode(&c, child(ev, e, "lines"));
-		items_of(&c, child(ev, e, "lines"), &r->items);
-		r->restock = vnode(&c, child(ev, e, "restock"));
-		r->reason = vnode(&c, child(ev, e, "reason"));
-		r->issued_at = vnode(&c, child(ev, e, "issued_at"));
+		dom_fields(&c, &ev->nodes[k], r, refund_fd, NF(refund_fd));
+		r->money = money_of(&c, child(ev, &ev->nodes[k], "amount"));
+		items_of(&c, child(ev, &ev->nodes[k], "lines"), &r->items);
 	}
 	x = child(ev, v, "returns");
 	for (int32_t k = x && x->t == J_ARR ? x->first : -1; k >= 0;
 	     k = ev->nodes[k].next) {
-		const struct jn *e = &ev->nodes[k];
 		struct ret *r = PUSH(o, rets, a);
-		r->id = vnode(&c, child(ev, e, "return_id"));
-		r->status = vnode(&c, child(ev, e, "status"));
-		r->lines = vnode(&c, child(ev, e, "lines"));
-		r->nlines = (uint32_t)arr_size(child(ev, e, "lines"));
-		r->reason = vnode(&c, child(ev, e, "reason"));
-		r->decline_reason = vnode(&c, child(ev, e, "decline_reason"));
-		for (int s = 0; s < AT_N; s++) {
-			char at[32];
-			snprintf(at, sizeof(at), "%s_at", return_steps[s]);
-			r->at[s] = vnode(&c, child(ev, e, at));
-		}
-		r->updated_at = vnode(&c, child(ev, e, "updated_at"));
+		dom_fields(&c, &ev->nodes[k], r, ret_fd, NF(ret_fd));
+		r->nlines = (uint32_t)arr_size(child(ev, &ev->nodes[k], "lines"));
 	}
 	x = child(ev, v, "actions");
 	for (int32_t k = x && x->t == J_ARR ? x->first : -1; k >= 0;
-	     k = ev->nodes[k].next) {
-		const struct jn *e = &ev->nodes[k];
-		struct action *ac = PUSH(o, actions, a);
-		ac->id = vnode(&c, child(ev, e, "action_id"));
-		ac->kind = vnode(&c, child(ev, e, "kind"));
-		ac->status = vnode(&c, child(ev, e, "status"));
-		ac->parameters = vnode(&c, child(ev, e, "parameters"));
-		ac->requester = vnode(&c, child(ev, e, "requester"));
-		ac->idempotency_key = vnode(&c, child(ev, e, "idempotency_key"));
-		ac->reason = vnode(&c, child(ev, e, "reason"));
-		ac->channel_ref = vnode(&c, child(ev, e, "channel_ref"));
-		ac->requested_at = vnode(&c, child(ev, e, "requested_at"));
-		ac->updated_at = vnode(&c, child(ev, e, "updated_at"));
-		ac->attempts = vnode_or_absent(&c, child(ev, e, "attempts"));
-	}
+	     k = ev->nodes[k].next)
+		dom_fields(&c, &ev->nodes[k], PUSH(o, actions, a), action_fd,
+			   NF(action_fd));
 	x = child(ev, v, "_t");
 	for (int32_t k = x && x->t == J_OBJ ? x->first : -1; k >= 0;
 	     k = ev->nodes[k].next) {
@@ -2685,11 +2587,6 @@ static void order_from_dom(struct wb_order *o, const struct wb_event *ev,
 				o->tv[f] = n_int(e, 0);
 			}
 	}
-	o->version = vnode_or_absent(&c, child(ev, v, "version"));
-	o->partition = vnode_or_absent(&c, child(ev, v, "partition"));
-	o->seq = vnode_or_absent(&c, child(ev, v, "seq"));
-	o->recorded_at = vnode_or_absent(&c, child(ev, v, "recorded_at"));
-	o->updated_at = vnode_or_absent(&c, child(ev, v, "updated_at"));
 }
 
 /* ---- the jansson interface ------------------------------------------------ */
