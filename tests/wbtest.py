@@ -27,7 +27,12 @@ _failed = 0
 def ok(cond, what):
     global _n, _failed
     _n += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (_n, what), flush=True)
+    # A TAP line is one line: the first line of what names the test, the
+    # rest follows as diagnostics so meson never sees unknown output.
+    head, _, rest = str(what).partition("\n")
+    print(("ok %d - %s" if cond else "not ok %d - %s") % (_n, head), flush=True)
+    if rest:
+        diag(rest)
     if not cond:
         _failed += 1
     return cond

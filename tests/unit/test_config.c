@@ -134,7 +134,7 @@ int main(void)
 	wb_config_print_help_keys(hf, WB_CMD_LEDGER, prefixes);
 	fclose(hf);
 	ok(strstr(htext, "--ledger.batch.max=20000") &&
-		   strstr(htext, "--ledger.batch.wait.ms=20") &&
+		   strstr(htext, "--ledger.batch.wait.ms=5") &&
 		   strstr(htext, "--topic.prefix=orders.") &&
 		   !strstr(htext, "ledger.sync") && !strstr(htext, "log.level"),
 	   "help limited to the given prefixes");
