@@ -255,6 +255,15 @@ static bool digits(const char *s, int n, int *out)
 	return true;
 }
 
+/* 2026-02-31 is not a date: it would silently become March 3rd. */
+static int days_in_month(int y, int mo)
+{
+	static const int days[12] = {31, 28, 31, 30, 31, 30,
+				     31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	return mo == 2 && leap ? 29 : days[mo - 1];
+}
+
 bool wb_parse_time_ms(const char *s, int64_t *out)
 {
 	if (!s)
@@ -277,8 +286,8 @@ bool wb_parse_time_ms(const char *s, int64_t *out)
 			p += 3;
 		}
 	}
-	if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-	    se > 60)
+	if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) ||
+	    h > 23 || mi > 59 || se > 60)
 		return false;
 	int64_t ms = 0;
 	if (*p == '.') {

@@ -97,6 +97,12 @@ int main(void)
 	ok(wb_parse_time_ms("1970-01-19T03:45:21Z", &t) && t == 1568721000,
 	   "1970 dates");
 	ok(!wb_parse_time_ms("2026-13-01T00:00:00Z", &t), "bad month");
+	ok(!wb_parse_time_ms("2026-02-29T00:00:00Z", &t) &&
+		   !wb_parse_time_ms("2026-04-31", &t) &&
+		   wb_parse_time_ms("2028-02-29T00:00:00Z", &t) &&
+		   !wb_parse_time_ms("2100-02-29", &t) &&
+		   wb_parse_time_ms("2000-02-29", &t),
+	   "days past the month's end (leap years aside)");
 	ok(!wb_parse_time_ms("1.569521782042E9", &t), "exponent not a time");
 	char buf[32];
 	wb_format_time_ms(1767225600123, buf);
