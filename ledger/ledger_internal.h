@@ -59,7 +59,8 @@ struct batch {
 struct wb_ledger {
 	rocksdb_t *db;
 	rocksdb_column_family_handle_t *cf[CF_COUNT];
-	rocksdb_options_t *db_opts, *point_opts, *log_opts, *index_opts;
+	rocksdb_options_t *db_opts, *point_opts, *log_opts, *index_opts,
+		*append_opts;
 	rocksdb_block_based_table_options_t *bbto;
 	rocksdb_cache_t *cache;
 	rocksdb_writeoptions_t *wo;
