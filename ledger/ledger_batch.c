@@ -18,6 +18,7 @@
 #include "ledger_internal.h"
 
 #include <assert.h>
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,11 +125,70 @@ void ledger_batches_finish(wb_ledger *l)
 
 /* ---- per-order state --------------------------------------------------- */
 
-static int64_t order_version_load(wb_ledger *l, const char *id, size_t n)
+static struct batch *other(wb_ledger *l)
 {
-	int64_t *cached = ledger_map_get(&l->order_cache, id, n);
-	if (cached)
-		return *cached;
+	return l->cur == &l->batches[0] ? &l->batches[1] : &l->batches[0];
+}
+
+/* The first 8 bytes of SHA-256(merchant), never 0 (0 marks "unknown" in
+ * the order cache). A cryptographic digest, so no merchant name can be
+ * made to pass for another's; memoized, as there are few merchants. */
+static uint64_t merchant_digest(wb_ledger *l, const char *m, size_t n)
+{
+	assert(n <= sizeof(l->merchants[0].name));
+	for (int i = 0; i < MERCHANT_MEMO; i++) {
+		struct merchant_memo *c = &l->merchants[i];
+		if (c->digest && c->n == n && memcmp(c->name, m, n) == 0)
+			return c->digest;
+	}
+	uint8_t d[SHA256_DIGEST_LENGTH];
+	SHA256((const unsigned char *)m, n, d);
+	uint64_t h = rd64(d);
+	if (!h)
+		h = 1;
+	struct merchant_memo *c = &l->merchants[l->merchant_next++ % MERCHANT_MEMO];
+	c->digest = h;
+	c->n = n;
+	memcpy(c->name, m, n);
+	return h;
+}
+
+struct order_state {
+	int64_t version;   /* 0: a new order */
+	uint64_t merchant; /* 0: unknown (a V1 state, or a new order) */
+};
+
+static struct order_state parse_state(const uint8_t *v, size_t vl)
+{
+	struct order_state st = {0, 0};
+	if (vl >= 9 && (v[0] == ORDER_STATE_V1 || v[0] == ORDER_STATE_V2))
+		st.version = (int64_t)rd64(v + 1);
+	if (vl >= ORDER_STATE_V2_LEN && v[0] == ORDER_STATE_V2)
+		st.merchant = rd64(v + 9);
+	return st;
+}
+
+static void cache_put(wb_ledger *l, const char *id, size_t n,
+		      struct order_state st)
+{
+	if (l->order_cache.n >= l->order_cache_max)
+		ledger_map_clear(&l->order_cache);
+	ledger_map_put(&l->order_cache, id, n, st.version, st.merchant);
+}
+
+/* The order's state as of the batch being built: that batch, the one in
+ * flight, the cache, the store. (The cache may be cleared at any time, so
+ * the two batches come first: their states are not stored yet.) */
+static struct order_state order_state_load(wb_ledger *l, const char *id,
+					   size_t n)
+{
+	const struct ledger_map_slot *s = ledger_map_get(&l->cur->orders, id, n);
+	if (!s)
+		s = ledger_map_get(&other(l)->orders, id, n);
+	if (!s)
+		s = ledger_map_get(&l->order_cache, id, n);
+	if (s)
+		return (struct order_state){s->val, s->aux};
 	uint8_t key[INDEX_KEY_MAX];
 	size_t kl = hashed_key(key, id, n);
 	char *err = NULL;
@@ -141,19 +201,15 @@ static int64_t order_version_load(wb_ledger *l, const char *id, size_t n)
 		       wb_log_q(err));
 		abort();
 	}
-	int64_t version = 0;
-	if (v && vl >= 9 && (uint8_t)v[0] == ORDER_STATE_V1)
-		version = (int64_t)rd64((const uint8_t *)v + 1);
+	struct order_state st = parse_state((const uint8_t *)v, v ? vl : 0);
 	rocksdb_free(v);
-	if (l->order_cache.n >= l->order_cache_max)
-		ledger_map_clear(&l->order_cache);
-	ledger_map_put(&l->order_cache, id, n, version);
-	return version;
+	cache_put(l, id, n, st);
+	return st;
 }
 
 int64_t wb_ledger_order_version(wb_ledger *l, const char *order_id)
 {
-	return order_version_load(l, order_id, strlen(order_id));
+	return order_state_load(l, order_id, strlen(order_id)).version;
 }
 
 /* ---- building --------------------------------------------------------- */
@@ -170,46 +226,195 @@ bool wb_ledger_batch_empty(const wb_ledger *l)
 	return l->cur->nputs == 0 && l->cur->noffsets == 0;
 }
 
-static struct batch *other(wb_ledger *l)
+/* What an event_id stands for: a hash of (merchant, order_id, type). */
+static uint64_t identity_hash(uint64_t merchant, const struct wb_event_view *v)
 {
-	return l->cur == &l->batches[0] ? &l->batches[1] : &l->batches[0];
+	uint8_t m[8];
+	be64(m, merchant);
+	uint64_t h = fnv1a(FNV_OFFSET, m, 8);
+	h = fnv1a(h, v->order_id.p, v->order_id.n);
+	h = fnv1a(h, "", 1);
+	return fmix64(fnv1a(h, v->type.p, v->type.n));
 }
 
-static bool is_duplicate(wb_ledger *l, const struct wb_slice *id)
+/* The payload of an OrderEvent body: its union branch and record, the
+ * last field. */
+static bool payload_of(const uint8_t *body, size_t len, const uint8_t **p,
+		       size_t *n)
 {
-	if (ledger_map_get(&l->cur->ids, id->p, id->n) ||
-	    ledger_map_get(&other(l)->ids, id->p, id->n))
-		return true;
+	struct wb_avro_reader r = {body, body + len, true};
+	const uint8_t *s;
+	size_t sn;
+	int64_t x;
+	for (int i = 0; i < 5; i++) /* event_id .. type */
+		if (!wb_avro_get_bytes(&r, &s, &sn))
+			return false;
+	if (!wb_avro_get_long(&r, &x) || !wb_avro_get_long(&r, &x) ||
+	    !wb_avro_get_bytes(&r, &s, &sn)) /* times, source */
+		return false;
+	for (int i = 0; i < 2; i++) { /* correlation_id, causation_id */
+		if (!wb_avro_get_long(&r, &x) || (x != 0 && x != 1) ||
+		    (x == 1 && !wb_avro_get_bytes(&r, &s, &sn)))
+			return false;
+	}
+	*p = r.p;
+	*n = (size_t)(r.end - r.p);
+	return true;
+}
+
+static bool slice_eq(struct wb_slice a, struct wb_slice b)
+{
+	return a.n == b.n && memcmp(a.p, b.p, a.n) == 0;
+}
+
+/* An id for a message or a log line: at most 120 bytes of it. */
+static void order_label(char *out, size_t outlen, struct wb_slice s)
+{
+	snprintf(out, outlen, "%.*s%s", (int)(s.n > 120 ? 120 : s.n), s.p,
+		 s.n > 120 ? "..." : "");
+}
+
+/* An event whose event_id is recorded, against the recorded entry. */
+static enum wb_append_outcome
+compare_recorded(const uint8_t *entry, size_t entry_len,
+		 const struct wb_event_view *v, const uint8_t *body,
+		 size_t len)
+{
+	struct wb_entry e;
+	struct wb_event_view rv;
+	const uint8_t *p1, *p2;
+	size_t n1, n2;
+	char msg[256];
+	if (wb_entry_parse(entry, entry_len, &e, msg, sizeof(msg)) ||
+	    wb_event_peek(e.event, e.event_len, &rv, msg, sizeof(msg))) {
+		char eid[160];
+		order_label(eid, sizeof(eid), v->event_id);
+		wb_log(WB_LOG_ERROR, "dedupe_entry_unreadable",
+		       "event_id=%s err=%s", wb_log_q(eid), wb_log_q(msg));
+		return WB_APPEND_DUPLICATE; /* as before: skip it */
+	}
+	if (!slice_eq(rv.merchant, v->merchant) ||
+	    !slice_eq(rv.order_id, v->order_id) || !slice_eq(rv.type, v->type))
+		return WB_APPEND_REFUSED_EVENT_ID;
+	if (!payload_of(e.event, e.event_len, &p1, &n1) ||
+	    !payload_of(body, len, &p2, &n2))
+		return WB_APPEND_DUPLICATE;
+	return n1 == n2 && memcmp(p1, p2, n1) == 0
+		       ? WB_APPEND_DUPLICATE
+		       : WB_APPEND_DUPLICATE_DIFFERS;
+}
+
+/* WB_APPEND_ADDED if the event's id is not recorded yet, else what the
+ * recorded one makes of it. */
+static enum wb_append_outcome check_event_id(wb_ledger *l,
+					     const struct wb_event_view *v,
+					     uint64_t identity,
+					     const uint8_t *body, size_t len)
+{
+	struct batch *bs[2] = {l->cur, other(l)};
+	for (int i = 0; i < 2; i++) {
+		const struct ledger_map_slot *s =
+			ledger_map_get(&bs[i]->ids, v->event_id.p, v->event_id.n);
+		if (!s)
+			continue;
+		if (s->aux != identity)
+			return WB_APPEND_REFUSED_EVENT_ID;
+		const struct batch_entry *e = &bs[i]->entries[s->val];
+		return compare_recorded(bs[i]->arena.data + e->entry_off,
+					e->entry_len, v, body, len);
+	}
 	uint8_t key[INDEX_KEY_MAX];
-	size_t kl = hashed_key(key, id->p, id->n);
+	size_t kl = hashed_key(key, v->event_id.p, v->event_id.n);
 	char *err = NULL;
 	size_t vl = 0;
-	char *v = rocksdb_get_cf(l->db, l->ro, l->cf[CF_DEDUPE], (char *)key,
-				 kl, &vl, &err);
+	char *val = rocksdb_get_cf(l->db, l->ro, l->cf[CF_DEDUPE], (char *)key,
+				   kl, &vl, &err);
 	if (err) {
 		wb_log(WB_LOG_ERROR, "store_read_failed", "cf=dedupe err=%s",
 		       wb_log_q(err));
 		abort();
 	}
-	rocksdb_free(v);
-	return v != NULL;
+	if (!val)
+		return WB_APPEND_ADDED;
+	enum wb_append_outcome out = WB_APPEND_DUPLICATE;
+	if (vl >= DEDUPE_V2_LEN && rd64((uint8_t *)val + DEDUPE_LOC_LEN) != identity) {
+		out = WB_APPEND_REFUSED_EVENT_ID;
+	} else if (vl >= DEDUPE_LOC_LEN) {
+		/* the same identity (or a value of format 2, which has no
+		 * hash): the recorded entry says whether it is the same event */
+		size_t el = 0;
+		char *entry = rocksdb_get_cf(l->db, l->ro, l->cf[CF_LOG], val,
+					     DEDUPE_LOC_LEN, &el, &err);
+		if (err) {
+			wb_log(WB_LOG_ERROR, "store_read_failed",
+			       "cf=log err=%s", wb_log_q(err));
+			abort();
+		}
+		if (entry)
+			out = compare_recorded((uint8_t *)entry, el, v, body,
+					       len);
+		else {
+			char eid[160];
+			order_label(eid, sizeof(eid), v->event_id);
+			wb_log(WB_LOG_ERROR, "dedupe_entry_missing",
+			       "event_id=%s", wb_log_q(eid));
+		}
+		rocksdb_free(entry);
+	}
+	rocksdb_free(val);
+	return out;
 }
 
-wb_err wb_ledger_batch_append(wb_ledger *l, int32_t partition,
-			      const uint8_t *body, size_t len,
-			      const struct wb_event_view *v,
-			      int64_t recorded_at, char *msg, size_t msglen)
+wb_err wb_ledger_batch_add(wb_ledger *l, int32_t partition,
+			   const uint8_t *body, size_t len,
+			   const struct wb_event_view *v, int64_t recorded_at,
+			   enum wb_append_outcome *out, char *msg,
+			   size_t msglen)
 {
-	assert(!l->read_only && partition >= 0 && v);
+	assert(!l->read_only && partition >= 0 && v && out);
 	if (l->failed)
 		return wb_fail(msg, msglen, WB_ESTORE, "%s", l->fail_msg);
-	if (is_duplicate(l, &v->event_id))
-		return wb_fail(msg, msglen, WB_ECONFLICT,
-			       "event_id already recorded");
+	char oid[160], eid[160];
+	uint64_t merchant = merchant_digest(l, v->merchant.p, v->merchant.n);
+	uint64_t identity = identity_hash(merchant, v);
+	*out = check_event_id(l, v, identity, body, len);
+	if (*out != WB_APPEND_ADDED) {
+		order_label(eid, sizeof(eid), v->event_id);
+		order_label(oid, sizeof(oid), v->order_id);
+		if (*out == WB_APPEND_REFUSED_EVENT_ID)
+			wb_fail(msg, msglen, WB_ECONFLICT,
+				"event_id %s already recorded for another "
+				"order/merchant/type (this one: order %s, "
+				"type %.*s)",
+				eid, oid, (int)(v->type.n > 64 ? 64 : v->type.n),
+				v->type.p);
+		else if (*out == WB_APPEND_DUPLICATE_DIFFERS)
+			wb_fail(msg, msglen, WB_ECONFLICT,
+				"event_id %s already recorded with another "
+				"payload (order %s)",
+				eid, oid);
+		else
+			wb_fail(msg, msglen, WB_ECONFLICT,
+				"event_id %s already recorded", eid);
+		return WB_OK;
+	}
+	struct order_state st =
+		order_state_load(l, v->order_id.p, v->order_id.n);
+	if (st.version > 0 && st.merchant != merchant) {
+		/* (a V1 state has merchant 0: a store of format 3 has none, a
+		 * format-2 store is migrated when opened for writing) */
+		order_label(oid, sizeof(oid), v->order_id);
+		*out = WB_APPEND_REFUSED_MERCHANT;
+		wb_fail(msg, msglen, WB_ECONFLICT,
+			"order %s belongs to another merchant (this event's "
+			"merchant: %.*s)", oid,
+			(int)(v->merchant.n > 120 ? 120 : v->merchant.n),
+			v->merchant.p);
+		return WB_OK;
+	}
 	struct batch *b = l->cur;
 	struct head *h = ledger_head_get(l, partition);
-	int64_t version =
-		order_version_load(l, v->order_id.p, v->order_id.n) + 1;
+	int64_t version = st.version + 1;
 
 	struct wb_entry e = {
 		.partition = partition,
@@ -237,9 +442,10 @@ wb_err wb_ledger_batch_append(wb_ledger *l, int32_t partition,
 	wb_buf_append(&b->arena, v->order_id.p, v->order_id.n);
 	wb_buf_putc(&b->arena, 0);
 
-	uint8_t loc[12], okey[INDEX_KEY_MAX], dkey[INDEX_KEY_MAX];
+	uint8_t loc[DEDUPE_V2_LEN], okey[INDEX_KEY_MAX], dkey[INDEX_KEY_MAX];
 	be32(loc, (uint32_t)partition);
 	be64(loc + 4, (uint64_t)e.seq);
+	be64(loc + DEDUPE_LOC_LEN, identity);
 	/* the log record itself is put when the batch is sealed, in key
 	 * order (see seal) */
 	/* order ids are capped at 256 bytes by wb_event_check */
@@ -248,17 +454,18 @@ wb_err wb_ledger_batch_append(wb_ledger *l, int32_t partition,
 	okey[ol] = 0;
 	be64(okey + ol + 1, (uint64_t)version);
 	rocksdb_writebatch_put_cf(b->wb, l->cf[CF_BY_ORDER], (char *)okey,
-				  ol + 9, (char *)loc, 12);
+				  ol + 9, (char *)loc, DEDUPE_LOC_LEN);
 	size_t dl = hashed_key(dkey, v->event_id.p, v->event_id.n);
 	rocksdb_writebatch_put_cf(b->wb, l->cf[CF_DEDUPE], (char *)dkey, dl,
-				  (char *)loc, 12);
+				  (char *)loc, DEDUPE_V2_LEN);
 	b->nputs += 3;
 	/* the order's state is written once per batch, when sealed */
-	ledger_map_put(&b->orders, v->order_id.p, v->order_id.n, version);
-	ledger_map_put(&b->ids, v->event_id.p, v->event_id.n, 1);
-	if (l->order_cache.n >= l->order_cache_max)
-		ledger_map_clear(&l->order_cache);
-	ledger_map_put(&l->order_cache, v->order_id.p, v->order_id.n, version);
+	ledger_map_put(&b->orders, v->order_id.p, v->order_id.n, version,
+		       merchant);
+	ledger_map_put(&b->ids, v->event_id.p, v->event_id.n,
+		       (int64_t)b->nentries, identity);
+	cache_put(l, v->order_id.p, v->order_id.n,
+		  (struct order_state){version, merchant});
 	h->seq = e.seq;
 	memcpy(h->hash, hash, WB_HASH_LEN);
 	h->dirty = true;
@@ -270,7 +477,29 @@ wb_err wb_ledger_batch_append(wb_ledger *l, int32_t partition,
 	}
 	b->entries[b->nentries++] = (struct batch_entry){
 		partition, e.seq, version, off, entry_len, order_off};
+	*out = WB_APPEND_ADDED;
 	return WB_OK;
+}
+
+wb_err wb_ledger_batch_append(wb_ledger *l, int32_t partition,
+			      const uint8_t *body, size_t len,
+			      const struct wb_event_view *v,
+			      int64_t recorded_at, char *msg, size_t msglen)
+{
+	enum wb_append_outcome out;
+	wb_err rc = wb_ledger_batch_add(l, partition, body, len, v,
+					recorded_at, &out, msg, msglen);
+	if (rc)
+		return rc;
+	switch (out) {
+	case WB_APPEND_ADDED:
+		return WB_OK;
+	case WB_APPEND_DUPLICATE:
+	case WB_APPEND_DUPLICATE_DIFFERS:
+		return WB_ECONFLICT;
+	default:
+		return WB_EINVAL;
+	}
 }
 
 void wb_ledger_batch_offset(wb_ledger *l, const char *topic,
@@ -400,8 +629,10 @@ static void seal(wb_ledger *l, struct batch *b)
 		const struct ledger_map_slot *o = &b->orders.slots[i];
 		if (!ledger_map_used(&b->orders, o))
 			continue;
-		uint8_t state[9] = {ORDER_STATE_V1}, key[INDEX_KEY_MAX];
+		uint8_t state[ORDER_STATE_V2_LEN] = {ORDER_STATE_V2};
+		uint8_t key[INDEX_KEY_MAX];
 		be64(state + 1, (uint64_t)o->val);
+		be64(state + 9, o->aux);
 		size_t kl = hashed_key(
 			key, (const char *)b->orders.keys.data + o->off, o->len);
 		rocksdb_writebatch_put_cf(b->wb, l->cf[CF_ORDERS], (char *)key,
@@ -519,5 +750,91 @@ wb_err wb_ledger_batch_commit(wb_ledger *l, char *msg, size_t msglen)
 	if ((rc = wb_ledger_batch_submit(l, msg, msglen)))
 		return rc;
 	wb_ledger_commit_wait(l, -1, msg, msglen, &rc);
+	return rc;
+}
+
+/* ---- format 2 -> 3 ----------------------------------------------------- */
+
+/* One pass over the log: the entry of version 1 of each order names the
+ * merchant that order belongs to (the one that created it; any later
+ * entry might be another merchant's, appended before this check
+ * existed). Its V1 state is rewritten as V2 with that merchant. A crash
+ * midway leaves the format marker at 2 and the pass runs again; states
+ * already V2 are left alone. */
+wb_err ledger_migrate_v2(wb_ledger *l, char *msg, size_t msglen)
+{
+	rocksdb_iterator_t *it =
+		rocksdb_create_iterator_cf(l->db, l->ro, l->cf[CF_LOG]);
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_set_sync(wo, 1);
+	wb_err rc = WB_OK;
+	int64_t migrated = 0;
+	char *err = NULL;
+	for (rocksdb_iter_seek_to_first(it); rocksdb_iter_valid(it) && !rc;
+	     rocksdb_iter_next(it)) {
+		size_t kl0, vl;
+		const uint8_t *k0 = (const uint8_t *)rocksdb_iter_key(it, &kl0);
+		const uint8_t *v = (const uint8_t *)rocksdb_iter_value(it, &vl);
+		struct wb_entry e;
+		struct wb_event_view ev;
+		char why[256];
+		if (kl0 != 12 ||
+		    wb_entry_parse(v, vl, &e, why, sizeof(why)) ||
+		    wb_event_peek(e.event, e.event_len, &ev, why, sizeof(why))) {
+			rc = wb_fail(msg, msglen, WB_ECORRUPT,
+				     "migrating order states: entry %u/%llu: %s",
+				     kl0 == 12 ? rd32(k0) : 0,
+				     kl0 == 12 ? (unsigned long long)rd64(k0 + 4) : 0,
+				     kl0 == 12 ? why : "malformed log key");
+			break;
+		}
+		if (e.version != 1)
+			continue;
+		uint8_t key[INDEX_KEY_MAX];
+		size_t kl = hashed_key(key, ev.order_id.p, ev.order_id.n);
+		size_t sl = 0;
+		char *sv = rocksdb_get_cf(l->db, l->ro, l->cf[CF_ORDERS],
+					  (char *)key, kl, &sl, &err);
+		if (err) {
+			rc = ledger_store_err(msg, msglen, "migrate", err);
+			err = NULL;
+			break;
+		}
+		if (sv && sl >= 9 && (uint8_t)sv[0] == ORDER_STATE_V1) {
+			uint8_t state[ORDER_STATE_V2_LEN] = {ORDER_STATE_V2};
+			memcpy(state + 1, sv + 1, 8);
+			be64(state + 9, merchant_digest(l, ev.merchant.p,
+							ev.merchant.n));
+			rocksdb_writebatch_put_cf(wb, l->cf[CF_ORDERS],
+						  (char *)key, kl,
+						  (char *)state, sizeof(state));
+			migrated++;
+		}
+		rocksdb_free(sv);
+		if (rocksdb_writebatch_count(wb) >= 10000) {
+			rocksdb_write(l->db, wo, wb, &err);
+			rocksdb_writebatch_clear(wb);
+			if (err) {
+				rc = ledger_store_err(msg, msglen, "migrate",
+						      err);
+				err = NULL;
+			}
+		}
+	}
+	if (!rc) {
+		rocksdb_iter_get_error(it, &err);
+		if (!err)
+			rocksdb_write(l->db, wo, wb, &err);
+		if (err)
+			rc = ledger_store_err(msg, msglen, "migrate", err);
+	}
+	rocksdb_writeoptions_destroy(wo);
+	rocksdb_writebatch_destroy(wb);
+	rocksdb_iter_destroy(it);
+	if (!rc)
+		wb_log(WB_LOG_INFO, "store_migrated",
+		       "from_format=%s to_format=%s orders=%lld",
+		       LEDGER_FORMAT_PREV, LEDGER_FORMAT, (long long)migrated);
 	return rc;
 }

@@ -18,10 +18,35 @@ enum {
 	CF_OFFSETS, CF_OUTBOX, CF_COUNT
 };
 
+/* Per-order state (the orders family's value). V1: the tag, BE64 version.
+ * V2: the tag, BE64 version, the 8-byte digest of the order's merchant
+ * (merchant_digest in ledger_batch.c), so an event of another merchant is
+ * refused instead of becoming the next version of the order. */
 #define ORDER_STATE_V1 1
-/* Store format; bumped when a key layout changes (kept in the default
- * family under "format"). 2: index keys start with an 8-byte hash. */
-#define LEDGER_FORMAT "2"
+#define ORDER_STATE_V2 2
+#define ORDER_STATE_V2_LEN 17
+/* dedupe values: BE32 partition | BE64 seq, then (since format 3) the BE64
+ * identity hash of the event's merchant, order id and type */
+#define DEDUPE_LOC_LEN 12
+#define DEDUPE_V2_LEN 20
+
+/* Store format; bumped when a key or value layout changes (kept in the
+ * default family under "format"). 2: index keys start with an 8-byte hash.
+ * 3: order states are V2 (with the merchant). A writable open of a format-2
+ * store rewrites its V1 order states as V2 first (ledger_migrate_v2);
+ * read-only opens read both. */
+#define LEDGER_FORMAT "3"
+#define LEDGER_FORMAT_PREV "2"
+
+/* A few recently seen merchants and their digests: SHA-256 per event would
+ * cost more than the lookups it guards, and an order's events come from a
+ * handful of merchants. */
+#define MERCHANT_MEMO 8
+struct merchant_memo {
+	uint64_t digest; /* 0 = empty */
+	size_t n;
+	char name[256];
+};
 
 struct head {
 	int64_t seq;
@@ -49,8 +74,9 @@ struct batch {
 	wb_buf arena; /* entry bytes and order ids */
 	struct batch_entry *entries;
 	size_t nentries, capentries;
-	struct ledger_map ids;    /* event ids appended */
-	struct ledger_map orders; /* order id -> version, written once */
+	struct ledger_map ids;    /* event id -> entry index, identity hash */
+	struct ledger_map orders; /* order id -> version, merchant digest;
+				     written once per batch */
 	struct staged_offset *offsets;
 	size_t noffsets, capoffsets;
 	size_t nputs;
@@ -69,8 +95,11 @@ struct wb_ledger {
 
 	struct head *heads;
 	int32_t nheads;
-	struct ledger_map order_cache; /* order id -> version */
+	struct ledger_map order_cache; /* order id -> version, merchant digest
+					  (0: a V1 state, merchant unknown) */
 	size_t order_cache_max;
+	struct merchant_memo merchants[MERCHANT_MEMO];
+	unsigned merchant_next;
 	uint64_t next_dlq_id;
 
 	struct batch batches[2];
@@ -123,16 +152,30 @@ static inline uint64_t rd64(const uint8_t *p)
 #define KEY_HASH_LEN 8
 #define INDEX_KEY_MAX (KEY_HASH_LEN + 256 + 1 + 8)
 
-static inline size_t hashed_key(uint8_t *out, const char *id, size_t n)
+#define FNV_OFFSET 1469598103934665603ULL
+
+/* FNV-1a over p, continuing from h (start with FNV_OFFSET). */
+static inline uint64_t fnv1a(uint64_t h, const void *p, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a, then fmix64 */
+	const uint8_t *b = p;
 	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)id[i]) * 1099511628211ULL;
+		h = (h ^ b[i]) * 1099511628211ULL;
+	return h;
+}
+
+static inline uint64_t fmix64(uint64_t h)
+{
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdULL;
 	h ^= h >> 33;
 	h *= 0xc4ceb9fe1a85ec53ULL;
 	h ^= h >> 33;
+	return h;
+}
+
+static inline size_t hashed_key(uint8_t *out, const char *id, size_t n)
+{
+	uint64_t h = fmix64(fnv1a(FNV_OFFSET, id, n));
 	be64(out, h);
 	memcpy(out + KEY_HASH_LEN, id, n);
 	return KEY_HASH_LEN + n;
@@ -148,5 +191,8 @@ void ledger_load_heads(wb_ledger *l);
 void ledger_batches_init(wb_ledger *l);
 void ledger_batches_finish(wb_ledger *l);
 wb_err ledger_commit_thread_start(wb_ledger *l, char *msg, size_t msglen);
+/* Rewrites every V1 order state as V2 with the merchant of the order's
+ * first entry (a format-2 store opened for writing), synced. */
+wb_err ledger_migrate_v2(wb_ledger *l, char *msg, size_t msglen);
 
 #endif

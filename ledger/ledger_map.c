@@ -60,10 +60,11 @@ static struct ledger_map_slot *find(struct ledger_map *m, uint64_t h,
 	}
 }
 
-int64_t *ledger_map_get(struct ledger_map *m, const char *key, size_t len)
+struct ledger_map_slot *ledger_map_get(struct ledger_map *m, const char *key,
+				       size_t len)
 {
 	struct ledger_map_slot *s = find(m, hash_key(key, len), key, len);
-	return ledger_map_used(m, s) ? &s->val : NULL;
+	return ledger_map_used(m, s) ? s : NULL;
 }
 
 static void grow(struct ledger_map *m)
@@ -84,12 +85,13 @@ static void grow(struct ledger_map *m)
 }
 
 void ledger_map_put(struct ledger_map *m, const char *key, size_t len,
-		    int64_t val)
+		    int64_t val, uint64_t aux)
 {
 	uint64_t h = hash_key(key, len);
 	struct ledger_map_slot *s = find(m, h, key, len);
 	if (ledger_map_used(m, s)) {
 		s->val = val;
+		s->aux = aux;
 		return;
 	}
 	if (2 * (m->n + 1) > m->cap) {
@@ -101,6 +103,7 @@ void ledger_map_put(struct ledger_map *m, const char *key, size_t len,
 	s->off = m->keys.len;
 	s->len = len;
 	s->val = val;
+	s->aux = aux;
 	wb_buf_append(&m->keys, key, len);
 	m->n++;
 }

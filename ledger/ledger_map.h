@@ -1,7 +1,8 @@
 /*
- * ledger_map.h — a string -> int64 open-addressing hash map whose keys live
- * in one arena, for the ledger's per-order version cache and the event ids
- * of the batch being built. Internal to ledger/.
+ * ledger_map.h — a string -> (int64, uint64) open-addressing hash map whose
+ * keys live in one arena, for the ledger's per-order states (version and
+ * merchant digest) and the event ids of the batches (entry index and
+ * identity hash). Internal to ledger/.
  */
 #ifndef LEDGER_MAP_H
 #define LEDGER_MAP_H
@@ -17,6 +18,7 @@ struct ledger_map_slot {
 	size_t off;    /* key offset in keys */
 	size_t len;
 	int64_t val;
+	uint64_t aux;
 };
 
 struct ledger_map {
@@ -37,9 +39,10 @@ static inline int ledger_map_used(const struct ledger_map *m,
 void ledger_map_init(struct ledger_map *m);
 void ledger_map_finish(struct ledger_map *m);
 void ledger_map_clear(struct ledger_map *m);
-/* Pointer to the value of key, or NULL. Valid until the next put/clear. */
-int64_t *ledger_map_get(struct ledger_map *m, const char *key, size_t len);
+/* The slot of key, or NULL. Valid until the next put/clear. */
+struct ledger_map_slot *ledger_map_get(struct ledger_map *m, const char *key,
+				       size_t len);
 void ledger_map_put(struct ledger_map *m, const char *key, size_t len,
-		    int64_t val);
+		    int64_t val, uint64_t aux);
 
 #endif

@@ -72,6 +72,11 @@ struct svc {
 	/* counters */
 	uint64_t consumed, appended, duplicates, rejected, published,
 		publish_failed, commits;
+	uint64_t duplicates_differing; /* skipped, but the payload differed */
+	uint64_t rejected_merchant;    /* of rejected: order of another
+					  merchant */
+	uint64_t rejected_event_id;    /* of rejected: event_id recorded for
+					  another order/merchant/type */
 	int64_t commit_us_total;
 	int64_t first_record_us, last_commit_us; /* for the append rate */
 	bool fatal;
@@ -317,10 +322,18 @@ static void stage_dlq(struct svc *s, const rd_kafka_message_t *m,
 	       m->partition, (long long)m->offset, wb_log_q(error));
 }
 
+/* A slice as a NUL-terminated string, cut at buflen - 1 bytes. */
+static const char *slice_str(struct wb_slice v, char *buf, size_t buflen)
+{
+	snprintf(buf, buflen, "%.*s", (int)(v.n < buflen ? v.n : buflen - 1),
+		 v.p);
+	return buf;
+}
+
 static void process_record(struct svc *s, const rd_kafka_message_t *m,
 			   wb_buf *reenc)
 {
-	char msg[512];
+	char msg[512], eid[160];
 	const uint8_t *body;
 	size_t len;
 	struct wb_event_view v;
@@ -368,14 +381,39 @@ static void process_record(struct svc *s, const rd_kafka_message_t *m,
 		      m->partition, s->ledger_name, s->ledger_partitions);
 		return;
 	}
-	wb_err rc = wb_ledger_batch_append(s->store, m->partition, body, len,
-					   &v, s->batch_now_ms, msg, sizeof(msg));
-	if (rc == WB_ECONFLICT) {
-		s->duplicates++;
+	enum wb_append_outcome out;
+	wb_err rc = wb_ledger_batch_add(s->store, m->partition, body, len, &v,
+					s->batch_now_ms, &out, msg,
+					sizeof(msg));
+	if (rc) {
+		fatal(s, "%s", msg);
 		return;
 	}
-	assert(rc == WB_OK);
-	s->appended++;
+	switch (out) {
+	case WB_APPEND_ADDED:
+		s->appended++;
+		break;
+	case WB_APPEND_DUPLICATE:
+		s->duplicates++;
+		break;
+	case WB_APPEND_DUPLICATE_DIFFERS:
+		/* skipped like any redelivery, but never silently */
+		s->duplicates_differing++;
+		wb_log(WB_LOG_WARN, "duplicate_differs",
+		       "event_id=%s topic=%s partition=%d offset=%lld msg=%s",
+		       wb_log_q(slice_str(v.event_id, eid, sizeof(eid))),
+		       rd_kafka_topic_name(m->rkt), m->partition,
+		       (long long)m->offset, wb_log_q(msg));
+		break;
+	case WB_APPEND_REFUSED_MERCHANT:
+		s->rejected_merchant++;
+		stage_dlq(s, m, msg);
+		break;
+	case WB_APPEND_REFUSED_EVENT_ID:
+		s->rejected_event_id++;
+		stage_dlq(s, m, msg);
+		break;
+	}
 }
 
 static void free_dlq_list(struct pending_dlq *list, size_t *n)
@@ -701,13 +739,18 @@ static void log_stats(struct svc *s)
 			      ? (double)(s->last_commit_us - s->first_record_us) / 1e6
 			      : 0.0;
 	wb_log(WB_LOG_INFO, "stats",
-	       "consumed=%llu appended=%llu duplicates=%llu rejected=%llu "
+	       "consumed=%llu appended=%llu duplicates=%llu "
+	       "duplicates_differing=%llu rejected=%llu "
+	       "rejected_merchant=%llu rejected_event_id=%llu "
 	       "published=%llu publish_failed=%llu unpublished=%lld "
 	       "commits=%llu avg_commit_us=%lld busy_s=%.3f append_rate=%.0f",
 	       (unsigned long long)s->consumed,
 	       (unsigned long long)s->appended,
 	       (unsigned long long)s->duplicates,
+	       (unsigned long long)s->duplicates_differing,
 	       (unsigned long long)s->rejected,
+	       (unsigned long long)s->rejected_merchant,
+	       (unsigned long long)s->rejected_event_id,
 	       (unsigned long long)s->published,
 	       (unsigned long long)s->publish_failed, (long long)lag,
 	       (unsigned long long)s->commits,

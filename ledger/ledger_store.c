@@ -84,7 +84,20 @@ void ledger_load_heads(wb_ledger *l)
 	rocksdb_iter_destroy(it);
 }
 
-/* A new store gets the current format; an existing one must have it. */
+static wb_err put_format(wb_ledger *l, char *msg, size_t msglen)
+{
+	char *err = NULL;
+	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+	rocksdb_writeoptions_set_sync(wo, 1);
+	rocksdb_put_cf(l->db, wo, l->cf[CF_DEFAULT], "format", 6, LEDGER_FORMAT,
+		       strlen(LEDGER_FORMAT), &err);
+	rocksdb_writeoptions_destroy(wo);
+	return err ? ledger_store_err(msg, msglen, "format", err) : WB_OK;
+}
+
+/* A new store gets the current format; an existing one must have it, or
+ * the one before, which a writable open migrates and read-only opens
+ * read as it is. */
 static wb_err check_format(wb_ledger *l, char *msg, size_t msglen)
 {
 	char *err = NULL;
@@ -94,25 +107,27 @@ static wb_err check_format(wb_ledger *l, char *msg, size_t msglen)
 	if (err)
 		return ledger_store_err(msg, msglen, "format", err);
 	wb_err rc = WB_OK;
-	if (v && (vl != strlen(LEDGER_FORMAT) ||
-		  memcmp(v, LEDGER_FORMAT, vl) != 0))
+	bool cur = v && vl == strlen(LEDGER_FORMAT) &&
+		   memcmp(v, LEDGER_FORMAT, vl) == 0;
+	bool prev = v && vl == strlen(LEDGER_FORMAT_PREV) &&
+		    memcmp(v, LEDGER_FORMAT_PREV, vl) == 0;
+	if (v && !cur && !prev)
 		rc = wb_fail(msg, msglen, WB_ECORRUPT,
-			     "ledger store format %.*s, this build reads %s",
-			     (int)(vl > 16 ? 16 : vl), v, LEDGER_FORMAT);
+			     "ledger store format %.*s, this build reads %s "
+			     "and %s",
+			     (int)(vl > 16 ? 16 : vl), v, LEDGER_FORMAT_PREV,
+			     LEDGER_FORMAT);
 	else if (!v && wb_ledger_partition_count(l) > 0)
 		rc = wb_fail(msg, msglen, WB_ECORRUPT,
 			     "ledger store has no format marker (made by an "
 			     "older build); this build reads format %s",
 			     LEDGER_FORMAT);
-	else if (!v && !l->read_only) {
-		rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-		rocksdb_writeoptions_set_sync(wo, 1);
-		rocksdb_put_cf(l->db, wo, l->cf[CF_DEFAULT], "format", 6,
-			       LEDGER_FORMAT, strlen(LEDGER_FORMAT), &err);
-		rocksdb_writeoptions_destroy(wo);
-		if (err)
-			rc = ledger_store_err(msg, msglen, "format", err);
-	}
+	else if (prev && !l->read_only) {
+		rc = ledger_migrate_v2(l, msg, msglen);
+		if (!rc)
+			rc = put_format(l, msg, msglen);
+	} else if (!v && !l->read_only)
+		rc = put_format(l, msg, msglen);
 	rocksdb_free(v);
 	return rc;
 }
@@ -128,6 +143,7 @@ wb_err wb_ledger_open(const struct wb_ledger_options *o, wb_ledger **out,
 			       "no ledger at %s (set ledger.data.dir or "
 			       "--data-dir)",
 			       o->dir);
+
 	if (!o->read_only)
 		mkdir(o->dir, 0755); /* the parent must exist */
 

@@ -8,7 +8,10 @@
  *   log       BE32 partition | BE64 seq          -> LedgerEntry Avro body
  *   by_order  order_id | 0x00 | BE64 version      -> BE32 partition | BE64 seq
  *   dedupe    event_id                            -> BE32 partition | BE64 seq
- *   orders    order_id                            -> per-order state
+ *                                                    | BE64 identity hash
+ *   orders    order_id                            -> per-order state:
+ *                                                    version, merchant
+ * (index keys start with an 8-byte hash of the id: ledger_internal.h)
  *   heads     BE32 partition                      -> BE64 seq | hash[32]
  *   offsets   topic | 0x00 | BE32 partition       -> BE64 next Kafka offset
  *   outbox    'L' | BE32 partition                -> BE64 last published seq
@@ -87,10 +90,35 @@ struct wb_dlq_record {
 	const char *error;
 };
 
+/* What wb_ledger_batch_add did with an event. An event_id names one fact
+ * of one order: its identity is (merchant, order_id, type). */
+enum wb_append_outcome {
+	WB_APPEND_ADDED,
+	/* its event_id is recorded (in the store or in a batch) with the same
+	 * identity and payload: a redelivery, skipped */
+	WB_APPEND_DUPLICATE,
+	/* the same, but its payload bytes differ from the recorded event's
+	 * (a webhook and a poll may describe one fact slightly differently):
+	 * skipped too, the first description stays; msg says so */
+	WB_APPEND_DUPLICATE_DIFFERS,
+	/* refused, nothing appended, msg says why: its order belongs to
+	 * another merchant, or its event_id is recorded for another order,
+	 * merchant or type. The caller sends it to the DLQ. */
+	WB_APPEND_REFUSED_MERCHANT,
+	WB_APPEND_REFUSED_EVENT_ID,
+};
+
 void wb_ledger_batch_begin(wb_ledger *l);
-/* Appends one validated OrderEvent body to partition's chain. Returns
- * WB_ECONFLICT, appending nothing, when its event_id is already recorded
- * (in the store or earlier in this batch). */
+/* Appends one validated (canonical) OrderEvent body to partition's chain
+ * as the next version of its order, unless the outcome says otherwise.
+ * WB_OK with *out set; WB_ESTORE if the store refuses work. */
+wb_err wb_ledger_batch_add(wb_ledger *l, int32_t partition,
+			   const uint8_t *body, size_t len,
+			   const struct wb_event_view *v, int64_t recorded_at,
+			   enum wb_append_outcome *out, char *msg,
+			   size_t msglen);
+/* wb_ledger_batch_add as a status: WB_OK (added), WB_ECONFLICT (a
+ * duplicate, skipped), WB_EINVAL (refused: msg says why), WB_ESTORE. */
 wb_err wb_ledger_batch_append(wb_ledger *l, int32_t partition,
 			      const uint8_t *body, size_t len,
 			      const struct wb_event_view *v,
@@ -141,7 +169,8 @@ void wb_ledger_head(wb_ledger *l, int32_t partition, int64_t *seq,
 int64_t wb_ledger_published(wb_ledger *l, int32_t partition);
 /* Highest partition number with entries, plus one. */
 int32_t wb_ledger_partition_count(wb_ledger *l);
-/* The version of an order (0 = unknown order). */
+/* The version of an order (0 = unknown order), as of the batch being
+ * built. */
 int64_t wb_ledger_order_version(wb_ledger *l, const char *order_id);
 
 typedef struct wb_ledger_iter wb_ledger_iter;

@@ -18,7 +18,12 @@
    encoding) change nothing: same entries, gapless versions.
 3. Restart: SIGTERM, start again, new events and one more bad record:
    seqs continue gapless, `waybill verify` passes, <prefix>ledger holds
-   every seq, nothing is sent to the DLQ twice.
+   every seq, nothing is sent to the DLQ twice. Also valid events the
+   ledger must refuse: another merchant's event for acme's order
+   shopify:820982911946154508, and an event reusing a recorded event_id
+   for another order; both go to the DLQ (and `replay --order` shows no
+   foreign entry). A recorded event again with another payload is skipped
+   but logged (event=duplicate_differs) and counted.
 4. `waybill replay` filters (--order, --partition with --from/--to, --type,
    and combinations) give exactly the expected subsets.
 """
@@ -76,10 +81,15 @@ PAYLOADS = [
 ]
 
 
+def merchant_of(order_id):
+    """Each order belongs to one merchant (the ledger refuses others)."""
+    return "m%d" % (sum(order_id.encode()) % 3)
+
+
 def event(eid, order_id, i, kind):
     """A valid event; kind indexes PAYLOADS."""
     name, payload = PAYLOADS[kind]
-    return {"event_id": eid, "merchant": "m%d" % (i % 3), "order_id": order_id,
+    return {"event_id": eid, "merchant": merchant_of(order_id), "order_id": order_id,
             "channel": order_id.split(":", 1)[0], "type": name,
             "source_time": T0 + 1000 * i, "ingest_time": T0 + 1000 * i + 7,
             "source": "ledger-kafka-test", "payload": payload(i)}
@@ -502,12 +512,45 @@ def main():
         case.ingest(fourth, "events after the restart")
         ok = case.produce("bad:after-restart", mixed[0], b"not avro either", "json", "C3 01")
         T.ok(ok, "one more bad record after the restart")
+        # valid events the ledger must refuse or flag
+        acme_order = "shopify:820982911946154508"
+        acme = [e for e in ev.examples if e["order_id"] == acme_order]
+        foreign = dict(acme[1], event_id="other-shop:orders/updated:1", merchant="other-shop",
+                       payload=dict(acme[1]["payload"], email="intruder@other-shop.example"))
+        reused = dict(first[-1], order_id="pos:lk-reused", merchant=merchant_of("pos:lk-reused"))
+        src = next(e for e in first if e["type"] == "OrderUpdated" and e["event_id"].startswith("lk-"))
+        differs = dict(src, payload={"note": src["payload"]["note"] + " (told again)"})
+        frames = encode([foreign, reused, differs])
+        ok = case.produce(acme_order, partition_of(acme_order), frames[0], "foreign-merchant",
+                          "order %s belongs to another merchant" % acme_order)
+        ok &= case.produce(reused["order_id"], partition_of(reused["order_id"]), frames[1],
+                           "event-id-reuse", "event_id %s already recorded for another "
+                           "order/merchant/type" % reused["event_id"])
+        ok &= case.produce(differs["order_id"], partition_of(differs["order_id"]), frames[2],
+                           None, None)
+        T.ok(ok, "produced: another merchant's event for %s, a reused event_id for another "
+             "order, a recorded event with another payload" % acme_order)
         valid += fourth
         T.ok(case.wait_settled(len(valid), len(case.bad)), "restarted ledger caught up")
         rc = case.ledger.stop()
         T.ok(rc == 0, "ledger stopped on SIGTERM again (status %s)" % rc)
         if rc:
             T.diag(case.ledger.log_tail())
+        with open(case.ledger.log_path, errors="replace") as f:
+            log = f.read().splitlines()
+        warn = [line for line in log if "event=duplicate_differs event_id=%s " % differs["event_id"] in line]
+        T.ok(len(warn) == 1 and "level=warn" in warn[0],
+             "the recorded event with another payload: one warn line event=duplicate_differs")
+        last = [line for line in log if "event=stats" in line][-1]
+        want = ("duplicates_differing=1", "rejected_merchant=1", "rejected_event_id=1")
+        T.ok(all(w in last.split() for w in want), "stats count them: %s" % " ".join(
+            w for w in last.split() if w.startswith(("duplicates", "rejected"))))
+        mine = case.replay("--order=" + acme_order)
+        T.ok(len(mine) == len(acme) and all(e["merchant"] == acme[0]["merchant"] for e in mine)
+             and all(e["event_id"] != foreign["event_id"] for e in mine),
+             "replay --order=%s: its %d entries, none of another merchant" % (acme_order, len(acme)))
+        T.ok(not case.replay("--order=pos:lk-reused"),
+             "replay --order=pos:lk-reused: nothing (the reused event_id was refused)")
 
         entries = case.replay()
         ids = sorted(e["event_id"] for e in entries)

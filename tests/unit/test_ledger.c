@@ -2,32 +2,47 @@
  * test_ledger.c — the ledger store without Kafka: gapless seq per
  * partition and version per order, dedupe by event_id (within a batch and
  * across reopen), the hash chain and its verification, tamper detection,
- * offsets and the DLQ outbox surviving a reopen.
+ * offsets and the DLQ outbox surviving a reopen; an order stays its
+ * merchant's (in a batch, in flight, stored, after a format-2 store is
+ * migrated); a reused event_id is refused for another identity and
+ * counted apart when only its payload differs; versions stay gapless
+ * when the order cache is cleared mid-batch.
  */
 #include <rocksdb/c.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../tap.h"
+#include "ledger_internal.h" /* key and value layouts, for the raw edits */
 #include "wb_ledger.h"
 
 static wb_buf bodies[64];
 static int nbodies;
 
-/* An encoded OrderCancelled event for order/event id. */
-static const uint8_t *event(const char *order, const char *event_id,
-			    size_t *len, struct wb_event_view *v)
+/* An encoded event of merchant for order pos:<order>: OrderCancelled
+ * (cancelled_at = when), or OrderUpdated (note = the decimal of when) if
+ * updated. */
+static const uint8_t *event_of(const char *merchant, const char *order,
+			       const char *event_id, bool updated,
+			       int64_t when, size_t *len,
+			       struct wb_event_view *v)
 {
-	char oid[128];
+	char oid[128], note[32];
 	snprintf(oid, sizeof(oid), "pos:%s", order);
-	json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:{s:s,s:I}}",
-			      "event_id", event_id, "merchant", "m1",
+	snprintf(note, sizeof(note), "%lld", (long long)when);
+	json_t *payload =
+		updated ? json_pack("{s:s}", "note", note)
+			: json_pack("{s:s,s:I}", "reason", "customer",
+				    "cancelled_at", (json_int_t)when);
+	json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:o}",
+			      "event_id", event_id, "merchant", merchant,
 			      "order_id", oid, "channel", "pos", "type",
-			      "OrderCancelled", "source_time",
-			      (json_int_t)1000, "ingest_time", (json_int_t)2000,
-			      "source", "test", "payload", "reason", "customer",
-			      "cancelled_at", (json_int_t)1000);
+			      updated ? "OrderUpdated" : "OrderCancelled",
+			      "source_time", (json_int_t)1000, "ingest_time",
+			      (json_int_t)2000, "source", "test", "payload",
+			      payload);
 	wb_buf *b = &bodies[nbodies++ % 64];
 	wb_buf_reset(b);
 	char msg[256];
@@ -37,6 +52,30 @@ static const uint8_t *event(const char *order, const char *event_id,
 	wb_event_peek(b->data, b->len, v, msg, sizeof(msg));
 	*len = b->len;
 	return b->data;
+}
+
+/* An encoded OrderCancelled event of merchant m1 for order/event id. */
+static const uint8_t *event(const char *order, const char *event_id,
+			    size_t *len, struct wb_event_view *v)
+{
+	return event_of("m1", order, event_id, false, 1000, len, v);
+}
+
+/* wb_ledger_batch_add of event_of(...); the outcome, or -1 on an error. */
+static char add_msg[512];
+static int add(wb_ledger *l, int32_t p, const char *merchant,
+	       const char *order, const char *id, bool updated, int64_t when)
+{
+	size_t len;
+	struct wb_event_view v;
+	const uint8_t *body = event_of(merchant, order, id, updated, when,
+				       &len, &v);
+	enum wb_append_outcome out;
+	add_msg[0] = 0;
+	if (wb_ledger_batch_add(l, p, body, len, &v, 5000, &out, add_msg,
+				sizeof(add_msg)))
+		return -1;
+	return (int)out;
 }
 
 static wb_err append(wb_ledger *l, int32_t p, const char *order,
@@ -76,6 +115,355 @@ static void dlq_count(const struct wb_dlq_record *r, void *ud)
 	if (strcmp(r->error, "bad avro") == 0 && r->value_len == 3 &&
 	    r->key == NULL && r->offset == 41)
 		(*n)++;
+}
+
+static wb_ledger *open_at(const char *dir, const char *name, size_t cache,
+			  bool ro)
+{
+	static char path[400];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	struct wb_ledger_options o = {.dir = path, .sync = false,
+				      .order_cache = cache, .read_only = ro};
+	wb_ledger *l = NULL;
+	char msg[512];
+	if (wb_ledger_open(&o, &l, msg, sizeof(msg)))
+		diag("open %s: %s", path, msg);
+	return l;
+}
+
+static int64_t version_of(wb_ledger *l, const char *order)
+{
+	char oid[128];
+	snprintf(oid, sizeof(oid), "pos:%s", order);
+	return wb_ledger_order_version(l, oid);
+}
+
+static bool commit(wb_ledger *l)
+{
+	char msg[512];
+	wb_err rc = wb_ledger_batch_commit(l, msg, sizeof(msg));
+	if (rc)
+		diag("commit: %s", msg);
+	return rc == WB_OK;
+}
+
+/* An order is its first merchant's: another merchant's event for it is
+ * refused wherever the order's state is (this batch, the batch in flight,
+ * the cache, the store), and nothing of it is appended. */
+static void test_tenants(const char *dir)
+{
+	wb_ledger *l = open_at(dir, "tenants", 0, false);
+	wb_ledger_batch_begin(l);
+	ok(add(l, 0, "acme", "t1", "t-1", false, 1) == WB_APPEND_ADDED,
+	   "acme's order t1");
+	ok(add(l, 0, "other-shop", "t1", "t-2", false, 2) ==
+			   WB_APPEND_REFUSED_MERCHANT &&
+		   strstr(add_msg, "order pos:t1 belongs to another merchant"),
+	   "another merchant's event for it, same batch: refused (%s)",
+	   add_msg);
+	ok(wb_ledger_batch_count(l) == 1, "nothing appended for it");
+	/* in flight: submitted, not yet collected */
+	char msg[512];
+	ok(wb_ledger_batch_submit(l, msg, sizeof(msg)) == WB_OK, "submit");
+	ok(add(l, 1, "other-shop", "t1", "t-3", false, 3) ==
+		   WB_APPEND_REFUSED_MERCHANT,
+	   "refused while acme's batch is in flight");
+	ok(add(l, 1, "acme", "t1", "t-4", false, 4) == WB_APPEND_ADDED,
+	   "acme's next event for t1 is accepted");
+	ok(commit(l), "commit");
+	ok(version_of(l, "t1") == 2, "t1 at version 2");
+	wb_ledger_close(l);
+
+	l = open_at(dir, "tenants", 0, false);
+	wb_ledger_batch_begin(l);
+	ok(add(l, 0, "other-shop", "t1", "t-5", true, 5) ==
+		   WB_APPEND_REFUSED_MERCHANT,
+	   "after a reopen (the stored state): refused");
+	ok(add(l, 0, "other-shop", "t2", "t-6", false, 6) == WB_APPEND_ADDED,
+	   "other-shop's own order t2 is fine");
+	ok(add(l, 0, "acme", "t1", "t-7", false, 7) == WB_APPEND_ADDED,
+	   "acme's t1 goes on");
+	ok(commit(l), "commit");
+	ok(version_of(l, "t1") == 3 && version_of(l, "t2") == 1,
+	   "t1 at version 3, t2 at 1");
+	int foreign = 0, n = 0;
+	wb_ledger_iter *it = wb_ledger_iter_order_create(l, "pos:t1");
+	const uint8_t *e;
+	size_t len;
+	while (wb_ledger_iter_next(it, &e, &len)) {
+		struct wb_entry en;
+		struct wb_event_view v;
+		wb_entry_parse(e, len, &en, msg, sizeof(msg));
+		wb_event_peek(en.event, en.event_len, &v, msg, sizeof(msg));
+		foreign += !(v.merchant.n == 4 && !memcmp(v.merchant.p, "acme", 4));
+		n++;
+	}
+	wb_ledger_iter_destroy(it);
+	ok(n == 3 && foreign == 0, "t1's entries: 3, all acme's (%d foreign)",
+	   foreign);
+	struct wb_verify_result r;
+	wb_ledger_verify(l, &r, msg, sizeof(msg));
+	ok(r.ok, "verify passes (%s)", r.reason);
+	wb_ledger_close(l);
+}
+
+/* A recorded event_id: the same event again is a duplicate; the same
+ * identity with another payload a duplicate counted apart; another order,
+ * merchant or type refused. In the batch being built, in the one in
+ * flight and in the store alike. */
+static void test_event_ids(const char *dir)
+{
+	wb_ledger *l = open_at(dir, "ids", 0, false);
+	char msg[512];
+	for (int stage = 0; stage < 3; stage++) {
+		static const char *const where[] = {"same batch", "in flight",
+						    "stored"};
+		char id[32], o[32];
+		snprintf(id, sizeof(id), "x-%d", stage);
+		snprintf(o, sizeof(o), "x%d", stage);
+		wb_ledger_batch_begin(l);
+		ok(add(l, 0, "acme", o, id, false, 100) == WB_APPEND_ADDED,
+		   "%s: %s recorded", where[stage], id);
+		if (stage == 1)
+			wb_ledger_batch_submit(l, msg, sizeof(msg));
+		else if (stage == 2)
+			commit(l);
+		ok(add(l, 0, "acme", o, id, false, 100) == WB_APPEND_DUPLICATE,
+		   "%s: the same event again is a duplicate", where[stage]);
+		ok(add(l, 0, "acme", o, id, false, 101) ==
+				   WB_APPEND_DUPLICATE_DIFFERS &&
+			   strstr(add_msg, "another payload"),
+		   "%s: same identity, other payload: duplicate_differs (%s)",
+		   where[stage], add_msg);
+		ok(add(l, 0, "acme", "elsewhere", id, false, 100) ==
+				   WB_APPEND_REFUSED_EVENT_ID &&
+			   strstr(add_msg, "already recorded for another "
+					   "order/merchant/type"),
+		   "%s: another order: refused (%s)", where[stage], add_msg);
+		ok(add(l, 0, "other-shop", o, id, false, 100) ==
+			   WB_APPEND_REFUSED_EVENT_ID,
+		   "%s: another merchant: refused", where[stage]);
+		ok(add(l, 0, "acme", o, id, true, 100) ==
+			   WB_APPEND_REFUSED_EVENT_ID,
+		   "%s: another type: refused", where[stage]);
+		ok(version_of(l, o) == 1 && version_of(l, "elsewhere") == 0,
+		   "%s: nothing appended for any of them", where[stage]);
+		commit(l);
+	}
+	size_t len;
+	struct wb_event_view v;
+	const uint8_t *body = event_of("acme", "x9", "x-0", false, 100, &len,
+				       &v);
+	wb_ledger_batch_begin(l);
+	ok(wb_ledger_batch_append(l, 0, body, len, &v, 1, msg, sizeof(msg)) ==
+		   WB_EINVAL,
+	   "wb_ledger_batch_append: a refusal is WB_EINVAL");
+	body = event_of("acme", "x0", "x-0", false, 100, &len, &v);
+	ok(wb_ledger_batch_append(l, 0, body, len, &v, 1, msg, sizeof(msg)) ==
+		   WB_ECONFLICT,
+	   "wb_ledger_batch_append: a duplicate is WB_ECONFLICT");
+	wb_ledger_close(l);
+}
+
+/* The order cache holds 2 orders; a batch of 5 orders, each twice: the
+ * cache is cleared midway, and versions must still come from the batch. */
+static void test_order_cache(const char *dir)
+{
+	wb_ledger *l = open_at(dir, "cache", 2, false);
+	wb_ledger_batch_begin(l);
+	char id[32], o[32];
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 5; i++) {
+			snprintf(id, sizeof(id), "c-%d-%d", round, i);
+			snprintf(o, sizeof(o), "c%d", i);
+			add(l, i % 2, "acme", o, id, false, round);
+		}
+	bool twos = true;
+	for (int i = 0; i < 5; i++) {
+		snprintf(o, sizeof(o), "c%d", i);
+		twos = twos && version_of(l, o) == 2;
+	}
+	ok(twos, "every order at version 2 within the batch");
+	commit(l);
+	char msg[512];
+	struct wb_verify_result r;
+	wb_ledger_verify(l, &r, msg, sizeof(msg));
+	ok(r.ok && r.orders == 5, "verify: versions gapless (%s)", r.reason);
+	wb_ledger_close(l);
+}
+
+/* RocksDB opened directly, every family with plain options. */
+struct raw {
+	rocksdb_t *db;
+	rocksdb_options_t *opts;
+	rocksdb_column_family_handle_t *h[8];
+};
+
+static bool raw_open(struct raw *r, const char *path)
+{
+	r->opts = rocksdb_options_create();
+	const char *cfs[] = {"default", "log", "by_order", "dedupe",
+			     "orders", "heads", "offsets", "outbox"};
+	const rocksdb_options_t *cfo[8];
+	for (int i = 0; i < 8; i++)
+		cfo[i] = r->opts;
+	char *err = NULL;
+	r->db = rocksdb_open_column_families(r->opts, path, 8, cfs, cfo, r->h,
+					     &err);
+	if (err)
+		diag("raw open: %s", err);
+	rocksdb_free(err);
+	return r->db != NULL;
+}
+
+static void raw_put(struct raw *r, int cf, const void *k, size_t kl,
+		    const void *v, size_t vl)
+{
+	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+	char *err = NULL;
+	rocksdb_put_cf(r->db, wo, r->h[cf], k, kl, v, vl, &err);
+	rocksdb_free(err);
+	rocksdb_writeoptions_destroy(wo);
+}
+
+static char *raw_get(struct raw *r, int cf, const void *k, size_t kl,
+		     size_t *vl)
+{
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	char *err = NULL;
+	char *v = rocksdb_get_cf(r->db, ro, r->h[cf], k, kl, vl, &err);
+	rocksdb_free(err);
+	rocksdb_readoptions_destroy(ro);
+	return v;
+}
+
+static void raw_close(struct raw *r)
+{
+	for (int i = 0; i < 8; i++)
+		rocksdb_column_family_handle_destroy(r->h[i]);
+	rocksdb_close(r->db);
+	rocksdb_options_destroy(r->opts);
+}
+
+/* A format-2 store (V1 order states, dedupe values without the identity
+ * hash), made by rewriting a new one through RocksDB: read-only opens read
+ * it; a writable open migrates it, and the order is then its first
+ * entry's merchant's, even though a foreign entry followed it back when
+ * nothing checked. */
+static void test_migration(const char *dir)
+{
+	wb_ledger *l = open_at(dir, "v1", 0, false);
+	wb_ledger_batch_begin(l);
+	add(l, 0, "acme", "v1", "v-1", false, 1);
+	add(l, 1, "acme", "v1", "v-2", false, 2);
+	add(l, 1, "bolt", "other", "v-3", false, 3);
+	commit(l);
+	wb_ledger_close(l);
+
+	char path[400];
+	snprintf(path, sizeof(path), "%s/v1", dir);
+	struct raw r;
+	ok(raw_open(&r, path), "raw open");
+	raw_put(&r, CF_DEFAULT, "format", 6, "2", 1);
+	const char *orders[] = {"pos:v1", "pos:other"};
+	int64_t versions[] = {3, 1};
+	for (int i = 0; i < 2; i++) {
+		uint8_t key[INDEX_KEY_MAX], state[9] = {ORDER_STATE_V1};
+		size_t kl = hashed_key(key, orders[i], strlen(orders[i]));
+		be64(state + 1, (uint64_t)versions[i]);
+		raw_put(&r, CF_ORDERS, key, kl, state, 9);
+	}
+	/* pos:v1 version 3: an entry of another merchant, appended "before
+	 * the check existed" (partition 0 seq 2) */
+	size_t len;
+	struct wb_event_view v;
+	const uint8_t *body = event_of("intruder", "v1", "v-4", false, 4, &len,
+				       &v);
+	uint8_t prev[WB_HASH_LEN], hash[WB_HASH_LEN];
+	size_t hl;
+	uint8_t hk[4] = {0, 0, 0, 0};
+	char *head = raw_get(&r, CF_HEADS, hk, 4, &hl);
+	memcpy(prev, head + 8, WB_HASH_LEN);
+	rocksdb_free(head);
+	struct wb_entry e = {.partition = 0, .seq = 2, .version = 3,
+			     .recorded_at = 5000, .prev_hash = prev,
+			     .event = body, .event_len = len};
+	wb_entry_compute_hash(&e, hash);
+	wb_buf eb;
+	wb_buf_init(&eb);
+	wb_avro_put_long(&eb, 0);
+	wb_avro_put_long(&eb, 2);
+	wb_avro_put_long(&eb, 3);
+	wb_avro_put_long(&eb, 5000);
+	wb_avro_put_bytes(&eb, prev, WB_HASH_LEN);
+	wb_avro_put_bytes(&eb, hash, WB_HASH_LEN);
+	wb_buf_append(&eb, body, len);
+	uint8_t lk[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+	raw_put(&r, CF_LOG, lk, 12, eb.data, eb.len);
+	wb_buf_finish(&eb);
+	uint8_t hv[8 + WB_HASH_LEN];
+	be64(hv, 2);
+	memcpy(hv + 8, hash, WB_HASH_LEN);
+	raw_put(&r, CF_HEADS, hk, 4, hv, sizeof(hv));
+	uint8_t key[INDEX_KEY_MAX];
+	size_t kl = hashed_key(key, "pos:v1", 6);
+	key[kl] = 0;
+	be64(key + kl + 1, 3);
+	raw_put(&r, CF_BY_ORDER, key, kl + 9, lk, 12);
+	/* format-2 dedupe values: location only */
+	const char *ids[] = {"v-1", "v-2", "v-3"};
+	for (int i = 0; i < 3; i++) {
+		kl = hashed_key(key, ids[i], 3);
+		size_t vl;
+		char *dv = raw_get(&r, CF_DEDUPE, key, kl, &vl);
+		if (dv)
+			raw_put(&r, CF_DEDUPE, key, kl, dv, 12);
+		rocksdb_free(dv);
+	}
+	kl = hashed_key(key, "v-4", 3);
+	raw_put(&r, CF_DEDUPE, key, kl, lk, 12);
+	raw_close(&r);
+
+	l = open_at(dir, "v1", 0, true);
+	ok(l != NULL, "a format-2 store opens read-only");
+	if (l) {
+		ok(version_of(l, "v1") == 3, "its V1 states read (version 3)");
+		char msg[512];
+		struct wb_verify_result vr;
+		wb_ledger_verify(l, &vr, msg, sizeof(msg));
+		ok(vr.ok, "and it verifies (%s)", vr.reason);
+		wb_ledger_close(l);
+	}
+	l = open_at(dir, "v1", 0, false);
+	ok(l != NULL, "a writable open migrates it");
+	if (!l)
+		return;
+	wb_ledger_batch_begin(l);
+	ok(add(l, 0, "intruder", "v1", "v-5", false, 5) ==
+		   WB_APPEND_REFUSED_MERCHANT,
+	   "the order is its first entry's merchant's: the intruder is "
+	   "refused (%s)", add_msg);
+	ok(add(l, 0, "acme", "v1", "v-6", false, 6) == WB_APPEND_ADDED &&
+		   version_of(l, "v1") == 4,
+	   "acme's next event is version 4");
+	ok(add(l, 0, "bolt", "other", "v-7", false, 7) == WB_APPEND_ADDED,
+	   "bolt's order stays bolt's");
+	ok(add(l, 0, "acme", "v1", "v-1", false, 1) == WB_APPEND_DUPLICATE,
+	   "a format-2 dedupe value: the same event is a duplicate");
+	ok(add(l, 0, "acme", "v1", "v-2", false, 9) ==
+		   WB_APPEND_DUPLICATE_DIFFERS,
+	   "a format-2 dedupe value: another payload is told apart");
+	ok(add(l, 0, "acme", "elsewhere", "v-3", false, 3) ==
+		   WB_APPEND_REFUSED_EVENT_ID,
+	   "a format-2 dedupe value: another order is refused (%s)", add_msg);
+	commit(l);
+	wb_ledger_close(l);
+	ok(raw_open(&r, path), "raw open");
+	size_t fl;
+	char *f = raw_get(&r, CF_DEFAULT, "format", 6, &fl);
+	ok(f && fl == 1 && f[0] == '3', "format marker now 3");
+	rocksdb_free(f);
+	raw_close(&r);
 }
 
 int main(void)
@@ -228,6 +616,11 @@ int main(void)
 	o.dir = "/nonexistent/ledger";
 	ok(wb_ledger_open(&o, &l, msg, sizeof(msg)) == WB_ENOTFOUND,
 	   "missing dir: %s", msg);
+
+	test_tenants(dir);
+	test_event_ids(dir);
+	test_order_cache(dir);
+	test_migration(dir);
 
 	for (int i = 0; i < 64; i++)
 		wb_buf_finish(&bodies[i]);
