@@ -63,7 +63,10 @@ static void usage(FILE *out)
 	wb_config_print_help(out, WB_CMD_CLI);
 }
 
-static wb_ledger *open_ro(const wb_config *cfg)
+/* The ledger, read-only; NULL (with the message printed and *status set:
+ * 2 when the directory is missing or not a ledger, else 1) if it cannot be
+ * opened. */
+static wb_ledger *open_ro(const wb_config *cfg, int *status)
 {
 	struct wb_ledger_options o = {
 		.dir = wb_config_get(cfg, "ledger.data.dir"),
@@ -71,11 +74,40 @@ static wb_ledger *open_ro(const wb_config *cfg)
 	};
 	wb_ledger *l = NULL;
 	char msg[512];
-	if (wb_ledger_open(&o, &l, msg, sizeof(msg))) {
+	wb_err rc = wb_ledger_open(&o, &l, msg, sizeof(msg));
+	if (rc) {
 		fprintf(stderr, "waybill: %s\n", msg);
+		*status = rc == WB_ENOTFOUND ? 2 : 1;
 		return NULL;
 	}
 	return l;
+}
+
+/* replay, verify and stats take options only: a stray word (an order id
+ * without --order=) must not silently mean "everything". */
+static bool no_operands(int npos, char **pos, const char *hint)
+{
+	if (npos <= 1)
+		return true;
+	fprintf(stderr, "waybill: %s takes no arguments, got '%s'%s (see "
+			"--help)\n",
+		pos[0], pos[1], hint);
+	return false;
+}
+
+/* --type names one of the OrderEvent payload types. */
+static bool known_type(const char *type)
+{
+	const char *const *t = wb_event_types();
+	for (const char *const *p = t; *p; p++)
+		if (strcmp(*p, type) == 0)
+			return true;
+	fprintf(stderr, "waybill: unknown event type '%s'; the types are:",
+		type);
+	for (const char *const *p = t; *p; p++)
+		fprintf(stderr, "%s %s", p == t ? "" : ",", *p);
+	fputc('\n', stderr);
+	return false;
 }
 
 static bool opt_i64(const wb_config *cfg, const char *key, int64_t *out,
@@ -93,8 +125,10 @@ static bool opt_i64(const wb_config *cfg, const char *key, int64_t *out,
 	return false;
 }
 
-static int cmd_replay(const wb_config *cfg)
+static int cmd_replay(const wb_config *cfg, int npos, char **pos)
 {
+	if (!no_operands(npos, pos, "; one order is --order=ID"))
+		return 2;
 	int64_t part, from, to, since, until;
 	if (!opt_i64(cfg, "replay.partition", &part, -1) ||
 	    !opt_i64(cfg, "replay.from", &from, 1) ||
@@ -104,16 +138,18 @@ static int cmd_replay(const wb_config *cfg)
 		return 2;
 	const char *order = wb_config_get(cfg, "replay.order");
 	const char *type = wb_config_get(cfg, "replay.type");
-	wb_ledger *l = open_ro(cfg);
+	if (type && !known_type(type))
+		return 2;
+	int status = 0;
+	wb_ledger *l = open_ro(cfg, &status);
 	if (!l)
-		return 1;
+		return status;
 	wb_ledger_iter *it = order ? wb_ledger_iter_order_create(l, order)
 				   : wb_ledger_iter_create(l, (int32_t)part,
 							   part >= 0 ? from : 0);
 	const uint8_t *entry;
 	size_t len;
 	char msg[512];
-	int status = 0;
 	uint64_t n = 0;
 	while (wb_ledger_iter_next(it, &entry, &len)) {
 		struct wb_entry e;
@@ -155,11 +191,14 @@ static int cmd_replay(const wb_config *cfg)
 	return status;
 }
 
-static int cmd_verify(const wb_config *cfg)
+static int cmd_verify(const wb_config *cfg, int npos, char **pos)
 {
-	wb_ledger *l = open_ro(cfg);
-	if (!l)
+	if (!no_operands(npos, pos, ""))
 		return 2;
+	int status = 0;
+	wb_ledger *l = open_ro(cfg, &status);
+	if (!l)
+		return 2; /* 1 means a broken link */
 	struct wb_verify_result r;
 	char msg[512];
 	int64_t t0 = wb_mono_us();
@@ -201,11 +240,14 @@ static void stats_offset(const char *topic, int32_t partition, int64_t next,
 
 /* Every partition with entries or a stored offset, whatever the topic
  * prefix: the ledger records the topic names it consumed. */
-static int cmd_stats(const wb_config *cfg)
+static int cmd_stats(const wb_config *cfg, int npos, char **pos)
 {
-	wb_ledger *l = open_ro(cfg);
+	if (!no_operands(npos, pos, ""))
+		return 2;
+	int status = 0;
+	wb_ledger *l = open_ro(cfg, &status);
 	if (!l)
-		return 1;
+		return status;
 	struct stats_ctx c = {json_object(), -1};
 	wb_ledger_offsets_each(l, stats_offset, &c);
 	int32_t np = wb_ledger_partition_count(l);
@@ -397,16 +439,16 @@ static int cmd_asof(const wb_config *cfg, int npos, char **pos)
 		fprintf(stderr, "waybill: bad version '%s'\n", ver_s);
 		return 2;
 	}
-	wb_ledger *l = open_ro(cfg);
+	int status = 0;
+	wb_ledger *l = open_ro(cfg, &status);
 	if (!l)
-		return 1;
+		return status;
 	wb_ledger_iter *it = wb_ledger_iter_order_create(l, pos[1]);
 	const uint8_t *entry;
 	size_t len;
 	char msg[512];
 	json_t *view = NULL;
 	int64_t n = 0, total = 0, last_recorded = 0;
-	int status = 0;
 	while (wb_ledger_iter_next(it, &entry, &len)) {
 		struct wb_entry e;
 		json_t *j = NULL;
@@ -541,9 +583,10 @@ static int cmd_backup(const wb_config *cfg, int npos, char **pos)
 	 * checkpoint: the copy is checked, and taken again if it does not
 	 * hold */
 	for (int attempt = 1; attempt <= 3; attempt++) {
-		wb_ledger *l = open_ro(cfg);
+		int status = 0;
+		wb_ledger *l = open_ro(cfg, &status);
 		if (!l)
-			return 1;
+			return status;
 		wb_err rc = wb_ledger_backup(l, dir, msg, sizeof(msg));
 		wb_ledger_close(l);
 		if (!rc)
@@ -579,11 +622,11 @@ int main(int argc, char **argv)
 	}
 	const char *cmd = pos[0];
 	if (strcmp(cmd, "replay") == 0)
-		status = cmd_replay(cfg);
+		status = cmd_replay(cfg, npos, pos);
 	else if (strcmp(cmd, "verify") == 0)
-		status = cmd_verify(cfg);
+		status = cmd_verify(cfg, npos, pos);
 	else if (strcmp(cmd, "stats") == 0)
-		status = cmd_stats(cfg);
+		status = cmd_stats(cfg, npos, pos);
 	else if (strcmp(cmd, "as-of") == 0)
 		status = cmd_asof(cfg, npos, pos);
 	else if (strcmp(cmd, "backup") == 0)

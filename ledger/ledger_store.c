@@ -132,6 +132,50 @@ static wb_err check_format(wb_ledger *l, char *msg, size_t msglen)
 	return rc;
 }
 
+/* A read-only open of a directory that is not a ledger would print
+ * RocksDB's own words ("IO error: ... CURRENT", "Column family not
+ * found"): say what it is instead. */
+static wb_err check_is_ledger(const char *dir, char *msg, size_t msglen)
+{
+	char current[4096];
+	struct stat st;
+	snprintf(current, sizeof(current), "%s/CURRENT", dir);
+	if (stat(current, &st) != 0)
+		return wb_fail(msg, msglen, WB_ENOTFOUND,
+			       "%s is not a Waybill ledger (no RocksDB "
+			       "database in it)",
+			       dir);
+	char *err = NULL;
+	size_t n = 0;
+	rocksdb_options_t *o = rocksdb_options_create();
+	char **names = rocksdb_list_column_families(o, dir, &n, &err);
+	rocksdb_options_destroy(o);
+	if (err) {
+		wb_err rc = wb_fail(msg, msglen, WB_ENOTFOUND,
+				    "%s is not a Waybill ledger (not a "
+				    "readable RocksDB database: %s)",
+				    dir, err);
+		rocksdb_free(err);
+		return rc;
+	}
+	const char *missing = NULL;
+	for (int i = 0; i < CF_COUNT && !missing; i++) {
+		bool found = false;
+		for (size_t j = 0; j < n && !found; j++)
+			found = strcmp(names[j], cf_names[i]) == 0;
+		if (!found)
+			missing = cf_names[i];
+	}
+	wb_err rc = WB_OK;
+	if (missing)
+		rc = wb_fail(msg, msglen, WB_ENOTFOUND,
+			     "%s is not a Waybill ledger (a RocksDB database "
+			     "without the ledger's column family '%s')",
+			     dir, missing);
+	rocksdb_list_column_families_destroy(names, n);
+	return rc;
+}
+
 wb_err wb_ledger_open(const struct wb_ledger_options *o, wb_ledger **out,
 		      char *msg, size_t msglen)
 {
@@ -143,7 +187,11 @@ wb_err wb_ledger_open(const struct wb_ledger_options *o, wb_ledger **out,
 			       "no ledger at %s (set ledger.data.dir or "
 			       "--data-dir)",
 			       o->dir);
-
+	if (o->read_only) {
+		wb_err rc = check_is_ledger(o->dir, msg, msglen);
+		if (rc)
+			return rc;
+	}
 	if (!o->read_only)
 		mkdir(o->dir, 0755); /* the parent must exist */
 

@@ -25,7 +25,10 @@
    foreign entry). A recorded event again with another payload is skipped
    but logged (event=duplicate_differs) and counted.
 4. `waybill replay` filters (--order, --partition with --from/--to, --type,
-   and combinations) give exactly the expected subsets.
+   and combinations) give exactly the expected subsets; an unknown --type
+   is exit 2.
+5. Usage errors: replay/verify/stats with a stray argument, or on a
+   directory that is not a ledger, exit 2 saying so.
 """
 import json
 import os
@@ -610,7 +613,9 @@ def main():
         for t in ("OrderCancelled", "ReturnReceived"):
             same(["--type=" + t], [e for e in everything if e["type"] == t], "only %s" % t,
                  within=len(everything))
-        same(["--type=NoSuchType"], [], "empty for an unknown type")
+        rc, out, err = case.waybill("replay", "--type=NoSuchType")
+        T.ok(rc == 2 and not out and "unknown event type 'NoSuchType'" in err
+             and "OrderPlaced" in err, "replay --type=NoSuchType: exit 2 naming the known types")
         of_short = sorted((e for e in everything if e["order_id"] == short), key=lambda e: e["version"])
         same(["--order=" + short, "--type=OrderUpdated"],
              [e for e in of_short if e["type"] == "OrderUpdated"], "--order and --type together",
@@ -620,6 +625,19 @@ def main():
         same(["--partition=%d" % p, "--type=" + t, "--from=%d" % lo],
              [e for e in everything if e["partition"] == p and e["seq"] >= lo
               and e["type"] == t], "--partition, --from and --type together", within=len(types))
+
+        # ---- 5. usage errors ------------------------------------------------------
+        for cmd in ("replay", "verify", "stats"):
+            rc, out, err = case.waybill(cmd, "shopify:999")
+            T.ok(rc == 2 and not out and "%s takes no arguments, got 'shopify:999'" % cmd in err,
+                 "%s with a stray argument: exit 2, nothing printed (%s)" % (cmd, err.strip()))
+        empty = os.path.join(tmp, "empty")
+        os.mkdir(empty)
+        for cmd in ("replay", "verify", "stats"):
+            r = T.run([T.exe("waybill"), cmd, "--data-dir=" + empty])
+            err = r.stderr.decode()
+            T.ok(r.returncode == 2 and "%s is not a Waybill ledger" % empty in err
+                 and "CURRENT" not in err, "%s on an empty directory: %s" % (cmd, err.strip()))
         T.diag("%.1f s" % (time.time() - started))
     T.done()
 

@@ -466,6 +466,33 @@ static void test_migration(const char *dir)
 	raw_close(&r);
 }
 
+/* Read-only opens of what is not a ledger say so. */
+static void test_not_a_ledger(const char *dir)
+{
+	char path[400], msg[512];
+	snprintf(path, sizeof(path), "%s/empty", dir);
+	mkdir(path, 0755);
+	struct wb_ledger_options o = {.dir = path, .read_only = true};
+	wb_ledger *l = NULL;
+	ok(wb_ledger_open(&o, &l, msg, sizeof(msg)) == WB_ENOTFOUND &&
+		   strstr(msg, "is not a Waybill ledger (no RocksDB"),
+	   "an empty directory: %s", msg);
+	snprintf(path, sizeof(path), "%s/otherdb", dir);
+	rocksdb_options_t *opts = rocksdb_options_create();
+	rocksdb_options_set_create_if_missing(opts, 1);
+	char *err = NULL;
+	rocksdb_t *db = rocksdb_open(opts, path, &err);
+	rocksdb_free(err);
+	if (db)
+		rocksdb_close(db);
+	rocksdb_options_destroy(opts);
+	o.dir = path;
+	ok(wb_ledger_open(&o, &l, msg, sizeof(msg)) == WB_ENOTFOUND &&
+		   strstr(msg, "is not a Waybill ledger (a RocksDB database "
+			       "without the ledger's column family 'log')"),
+	   "another RocksDB database: %s", msg);
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/wbledgerXXXXXX";
@@ -621,6 +648,7 @@ int main(void)
 	test_event_ids(dir);
 	test_order_cache(dir);
 	test_migration(dir);
+	test_not_a_ledger(dir);
 
 	for (int i = 0; i < 64; i++)
 		wb_buf_finish(&bodies[i]);
