@@ -217,6 +217,12 @@ const struct wb_config_prop wb_config_props[] = {
 	 "--since)."},
 	{"replay.until", NULL, CLI, 0, NULL,
 	 "replay: recorded_at before (also --until)."},
+	{"replay.publish.topic", NULL, CLI, 0, NULL,
+	 "replay: produce the selected entries to this topic instead of "
+	 "printing them, as waybill-ledger publishes to <prefix>ledger "
+	 "(Avro LedgerEntry keyed by order id, each in its ledger partition; "
+	 "idempotent producer); exit 1 if any is not delivered (also "
+	 "--publish)."},
 	{"asof.at", NULL, CLI, 0, NULL,
 	 "as-of: the order view as the ledger knew it at this time (epoch ms "
 	 "or RFC 3339; entries recorded at or before it; also --at)."},

@@ -21,6 +21,7 @@ static const struct wb_config_alias aliases[] = {
 	{"partition", "replay.partition"}, {"from", "replay.from"},
 	{"to", "replay.to"}, {"type", "replay.type"},
 	{"since", "replay.since"}, {"until", "replay.until"},
+	{"publish", "replay.publish.topic"},
 	{"at", "asof.at"}, {"version", "asof.version"},
 	{"canonical", NULL}, {"fingerprint", NULL},
 	{"merchant", "token.merchant"}, {"scopes", "token.scopes"},
@@ -34,7 +35,12 @@ static void usage(FILE *out)
 		"  replay    the ledger's entries as JSON lines; filters: "
 		"--order ID,\n"
 		"            --partition N, --from SEQ, --to SEQ, --type TYPE,\n"
-		"            --since TIME, --until TIME (recorded_at)\n"
+		"            --since TIME, --until TIME (recorded_at);\n"
+		"            --publish TOPIC produces them to TOPIC as "
+		"waybill-ledger does\n"
+		"            to <prefix>ledger (LedgerEntry, key = order id, "
+		"same partition)\n"
+		"            and prints how many were delivered\n"
 		"  verify    recompute the hash chain end to end; exit 0 when "
 		"every link\n"
 		"            holds, 1 naming the first broken link\n"
@@ -125,6 +131,154 @@ static bool opt_i64(const wb_config *cfg, const char *key, int64_t *out,
 	return false;
 }
 
+/* ---- replay --publish -------------------------------------------------- */
+
+/* Republishing: the selected entries go to a topic exactly as
+ * waybill-ledger publishes them to <prefix>ledger (Avro LedgerEntry in the
+ * single-object encoding, key = order id, the entry's own partition), with
+ * an idempotent producer. */
+struct pub {
+	rd_kafka_t *rk;
+	rd_kafka_topic_t *rkt;
+	const char *topic;
+	uint64_t sent, acked, failed;
+	char first_err[256];
+};
+
+static void pub_dr(rd_kafka_t *rk, const rd_kafka_message_t *m, void *ud)
+{
+	(void)rk;
+	struct pub *p = ud;
+	if (!m->err) {
+		p->acked++;
+		return;
+	}
+	if (p->failed++ == 0)
+		snprintf(p->first_err, sizeof(p->first_err),
+			 "partition %d: %s", m->partition,
+			 rd_kafka_err2str(m->err));
+}
+
+/* The producer, and a check that topic has every partition the selection
+ * may use (need). */
+static bool pub_open(const wb_config *cfg, struct pub *p, const char *topic,
+		     int32_t need)
+{
+	char msg[512];
+	p->topic = topic;
+	rd_kafka_conf_t *conf = wb_kafka_conf_new(cfg, msg, sizeof(msg));
+	if (!conf) {
+		fprintf(stderr, "waybill: %s\n", msg);
+		return false;
+	}
+	/* as waybill-ledger's producer; kafka.* keys may change all but
+	 * idempotence */
+	static const char *const kv[] = {
+		"acks", "all", "linger.ms", "5", "compression.type", "lz4",
+		"queue.buffering.max.messages", "1000000", NULL};
+	for (const char *const *k = kv; *k; k += 2) {
+		char key[128];
+		snprintf(key, sizeof(key), "kafka.%s", k[0]);
+		if (!wb_config_is_set(cfg, key) &&
+		    wb_kafka_conf_set(conf, k[0], k[1], msg, sizeof(msg))) {
+			fprintf(stderr, "waybill: %s\n", msg);
+			rd_kafka_conf_destroy(conf);
+			return false;
+		}
+	}
+	if (wb_kafka_conf_set(conf, "enable.idempotence", "true", msg,
+			      sizeof(msg))) {
+		fprintf(stderr, "waybill: %s\n", msg);
+		rd_kafka_conf_destroy(conf);
+		return false;
+	}
+	rd_kafka_conf_set_opaque(conf, p);
+	rd_kafka_conf_set_dr_msg_cb(conf, pub_dr);
+	char errstr[512];
+	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+	if (!p->rk) {
+		fprintf(stderr, "waybill: %s\n", errstr);
+		return false;
+	}
+	int n = wb_kafka_partition_count(p->rk, topic, 10000, msg, sizeof(msg));
+	if (n < 0) {
+		fprintf(stderr, "waybill: %s\n", msg);
+		return false;
+	}
+	if (n < need) {
+		fprintf(stderr,
+			"waybill: %s has %d partitions, the entries selected "
+			"may be in partitions up to %d: each entry keeps its "
+			"ledger partition\n",
+			topic, n, need - 1);
+		return false;
+	}
+	p->rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+	return true;
+}
+
+static bool pub_entry(struct pub *p, const struct wb_entry *e,
+		      const struct wb_event_view *v, const uint8_t *entry,
+		      size_t len, wb_buf *frame)
+{
+	wb_buf_reset(frame);
+	wb_avro_frame(WB_SCHEMA_LEDGER_ENTRY, frame);
+	wb_buf_append(frame, entry, len);
+	for (;;) {
+		if (rd_kafka_produce(p->rkt, e->partition, RD_KAFKA_MSG_F_COPY,
+				     frame->data, frame->len, v->order_id.p,
+				     v->order_id.n, NULL) == 0) {
+			p->sent++;
+			rd_kafka_poll(p->rk, 0);
+			return true;
+		}
+		rd_kafka_resp_err_t err = rd_kafka_last_error();
+		if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+			fprintf(stderr, "waybill: produce partition %d seq "
+					"%lld to %s: %s\n",
+				e->partition, (long long)e->seq, p->topic,
+				rd_kafka_err2str(err));
+			return false;
+		}
+		rd_kafka_poll(p->rk, 100);
+	}
+}
+
+/* Waits for every delivery report (librdkafka gives each message one
+ * within message.timeout.ms); 0 when all were delivered. */
+static int pub_close(struct pub *p, bool ok)
+{
+	int status = ok ? 0 : 1;
+	if (p->rk) {
+		while (rd_kafka_outq_len(p->rk) > 0)
+			rd_kafka_flush(p->rk, 1000);
+		char ferr[256];
+		if (rd_kafka_fatal_error(p->rk, ferr, sizeof(ferr))) {
+			fprintf(stderr, "waybill: producer failed: %s\n", ferr);
+			status = 1;
+		}
+	}
+	if (p->failed || p->acked != p->sent) {
+		fprintf(stderr,
+			"waybill: %llu of %llu entries not delivered to %s "
+			"(first: %s)\n",
+			(unsigned long long)(p->sent - p->acked),
+			(unsigned long long)p->sent, p->topic,
+			p->failed ? p->first_err : "no delivery report");
+		status = 1;
+	}
+	if (p->rk)
+		printf("published %llu entries to %s\n",
+		       (unsigned long long)p->acked, p->topic);
+	if (p->rkt)
+		rd_kafka_topic_destroy(p->rkt);
+	if (p->rk)
+		rd_kafka_destroy(p->rk);
+	return status;
+}
+
+/* ---- replay ------------------------------------------------------------ */
+
 static int cmd_replay(const wb_config *cfg, int npos, char **pos)
 {
 	if (!no_operands(npos, pos, "; one order is --order=ID"))
@@ -136,32 +290,65 @@ static int cmd_replay(const wb_config *cfg, int npos, char **pos)
 	    !opt_i64(cfg, "replay.since", &since, INT64_MIN) ||
 	    !opt_i64(cfg, "replay.until", &until, INT64_MAX))
 		return 2;
+	if (part > INT32_MAX) {
+		fprintf(stderr, "waybill: bad value '%lld' for "
+				"replay.partition\n", (long long)part);
+		return 2;
+	}
 	const char *order = wb_config_get(cfg, "replay.order");
 	const char *type = wb_config_get(cfg, "replay.type");
+	const char *topic = wb_config_get(cfg, "replay.publish.topic");
 	if (type && !known_type(type))
 		return 2;
+	if (topic && !*topic) {
+		fprintf(stderr, "waybill: --publish needs a topic name\n");
+		return 2;
+	}
 	int status = 0;
 	wb_ledger *l = open_ro(cfg, &status);
 	if (!l)
 		return status;
+	struct pub pub = {0};
+	if (topic &&
+	    !pub_open(cfg, &pub, topic,
+		      part >= 0 ? (int32_t)part + 1
+				: wb_ledger_partition_count(l))) {
+		if (pub.rk)
+			rd_kafka_destroy(pub.rk);
+		wb_ledger_close(l);
+		return 1;
+	}
 	wb_ledger_iter *it = order ? wb_ledger_iter_order_create(l, order)
 				   : wb_ledger_iter_create(l, (int32_t)part,
 							   part >= 0 ? from : 0);
 	const uint8_t *entry;
 	size_t len;
 	char msg[512];
-	uint64_t n = 0;
+	wb_buf frame;
+	wb_buf_init(&frame);
 	while (wb_ledger_iter_next(it, &entry, &len)) {
 		struct wb_entry e;
-		if (wb_entry_parse(entry, len, &e, msg, sizeof(msg))) {
+		struct wb_event_view v;
+		if (wb_entry_parse(entry, len, &e, msg, sizeof(msg)) ||
+		    wb_event_peek(e.event, e.event_len, &v, msg,
+				  sizeof(msg))) {
 			fprintf(stderr, "waybill: %s\n", msg);
 			status = 1;
 			break;
 		}
 		if ((part >= 0 && e.partition != part) || e.seq < from ||
 		    e.seq > to || e.recorded_at < since ||
-		    e.recorded_at >= until)
+		    e.recorded_at >= until ||
+		    (type && (v.type.n != strlen(type) ||
+			      memcmp(v.type.p, type, v.type.n) != 0)))
 			continue;
+		if (topic) {
+			if (!pub_entry(&pub, &e, &v, entry, len, &frame)) {
+				status = 1;
+				break;
+			}
+			continue;
+		}
 		json_t *j = NULL;
 		if (wb_entry_to_json(&e, &j, msg, sizeof(msg))) {
 			fprintf(stderr, "waybill: partition %d seq %lld: %s\n",
@@ -169,25 +356,21 @@ static int cmd_replay(const wb_config *cfg, int npos, char **pos)
 			status = 1;
 			break;
 		}
-		if (type && strcmp(json_string_value(json_object_get(j, "type")),
-				   type) != 0) {
-			json_decref(j);
-			continue;
-		}
 		json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		fputc('\n', stdout);
 		json_decref(j);
-		n++;
 	}
+	wb_buf_finish(&frame);
 	if (wb_ledger_iter_error(it, msg, sizeof(msg))) {
 		fprintf(stderr, "waybill: %s\n", msg);
 		status = 1;
 	}
 	wb_ledger_iter_destroy(it);
 	wb_ledger_close(l);
+	if (topic && pub_close(&pub, status == 0))
+		status = 1;
 	if (fflush(stdout) != 0)
 		status = 1;
-	(void)n;
 	return status;
 }
 
