@@ -50,6 +50,28 @@ def make_event(i, order):
     return json.dumps(base, separators=(",", ":"))
 
 
+def versions_out_of_order(versions):
+    """Orders whose versions are not 1..n, or, within a partition, do not
+    increase with seq (replay lists entries in (partition, seq) order; the
+    list is not sorted first, which would hide versions handed out in
+    another order than the log's). versions: order -> [(partition, seq,
+    version)] in replay order."""
+    bad = []
+    for oid, lst in versions.items():
+        last = {}
+        for p, seq, v in lst:
+            prev = last.get(p)
+            if prev is not None and not (seq > prev[0] and v > prev[1]):
+                bad.append("%s: version %d at %d/%d after version %d at %d/%d"
+                           % (oid, v, p, seq, prev[1], p, prev[0]))
+                break
+            last[p] = (seq, v)
+        else:
+            if sorted(v for _, _, v in lst) != list(range(1, len(lst) + 1)):
+                bad.append("%s: versions %s" % (oid, sorted(v for _, _, v in lst)[:10]))
+    return bad
+
+
 def main():
     T.require_broker()
     rnd = random.Random(int(os.environ.get("WAYBILL_CRASH_SEED", "42")))
@@ -116,19 +138,21 @@ def main():
         T.ok(r.returncode == 0, "replay exit 0")
         seen = {}
         seqs = {}
-        versions = {}
+        versions = {}   # order -> [(partition, seq, version)] in replay order
         for line in r.stdout.splitlines():
             e = json.loads(line)
             seen[e["event_id"]] = seen.get(e["event_id"], 0) + 1
             seqs.setdefault(e["partition"], []).append(e["seq"])
-            versions.setdefault(e["order_id"], []).append(e["version"])
+            versions.setdefault(e["order_id"], []).append((e["partition"], e["seq"], e["version"]))
         T.ok(len(seen) == EVENTS, "%d unique events in the ledger (want %d)" % (len(seen), EVENTS))
         twice = [k for k, v in seen.items() if v != 1]
         T.ok(not twice, "no event recorded twice (%d are)" % len(twice))
         gapless = all(s == list(range(1, len(s) + 1)) for s in seqs.values())
         T.ok(gapless, "seqs gapless in %d partitions" % len(seqs))
-        vok = all(sorted(v) == list(range(1, len(v) + 1)) for v in versions.values())
-        T.ok(vok and len(versions) == ORDERS, "versions gapless for %d orders" % len(versions))
+        bad = versions_out_of_order(versions)
+        T.ok(not bad and len(versions) == ORDERS,
+             "versions gapless for %d orders, increasing with seq in each partition (%d are not%s)"
+             % (len(versions), len(bad), ": " + "; ".join(bad[:3]) if bad else ""))
 
         r = T.run([T.exe("waybill"), "verify", "--data-dir=" + data])
         T.ok(r.returncode == 0, "waybill verify: " + r.stdout.decode().strip())
