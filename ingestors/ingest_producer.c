@@ -18,6 +18,11 @@
  * send and each wants to hear about its own records), from a thread of the
  * producer's own, which also calls back per record. The counters are
  * atomic so both ways count exactly.
+ *
+ * An event over ledger.record.max.bytes is refused here, before it is
+ * produced, so that every mode keeps the rule alike: the ledger would send
+ * it to its DLQ after the channel had been told it was kept (the mode
+ * reports it as its own error instead).
  */
 #include "wb_ingest.h"
 
@@ -34,12 +39,18 @@
  * copy of the record, so waiting too long only holds memory, while
  * polling on every record costs a lock per record. */
 #define POLL_EVERY 512
+/* Room kept under message.max.bytes for a record's key, headers and
+ * librdkafka's own framing (about 100 bytes), so a value that passed the
+ * size checks below is never refused by the client. */
+#define WIRE_ROOM 4096
 
 struct wb_ingest_producer {
 	rd_kafka_t *rk;
 	rd_kafka_topic_t *rkt;
 	char *topic;
 	char *dlq_topic; /* the DLQ topic once checked to exist */
+	size_t record_max; /* ledger.record.max.bytes */
+	size_t msg_max;    /* librdkafka's message.max.bytes */
 	_Atomic uint64_t sent, acked, failed;
 	unsigned since_poll;
 	/* after wb_ingest_producer_start */
@@ -135,6 +146,21 @@ static bool conf_default(rd_kafka_conf_t *conf, const wb_config *cfg,
 	       wb_kafka_conf_set(conf, k, v, msg, msglen) == WB_OK;
 }
 
+/* An integer property of conf as librdkafka holds it (its default or what
+ * was set), so the DLQ cap follows whatever message.max.bytes is. */
+static bool conf_int(rd_kafka_conf_t *conf, const char *k, int64_t *out,
+		     char *msg, size_t msglen)
+{
+	char v[64];
+	size_t n = sizeof(v);
+	if (rd_kafka_conf_get(conf, k, v, &n) != RD_KAFKA_CONF_OK ||
+	    !wb_parse_i64(v, 0, INT32_MAX, out)) {
+		wb_fail(msg, msglen, WB_ECONFIG, "kafka.%s: cannot read it", k);
+		return false;
+	}
+	return true;
+}
+
 wb_ingest_producer *wb_ingest_producer_create_ex(const wb_config *cfg,
 						 const char *topic,
 						 const char *const *overrides,
@@ -156,12 +182,20 @@ wb_ingest_producer *wb_ingest_producer_create_ex(const wb_config *cfg,
 	for (size_t i = 0; ok && overrides && overrides[i]; i += 2)
 		ok = conf_default(conf, cfg, overrides[i], overrides[i + 1], msg,
 				  msglen);
+	int64_t record_max = 0, msg_max = 0;
+	if (ok)
+		ok = wb_config_get_int_range(cfg, "ledger.record.max.bytes", 1,
+					     INT32_MAX, &record_max, msg,
+					     msglen) == WB_OK &&
+		     conf_int(conf, "message.max.bytes", &msg_max, msg, msglen);
 	if (!ok) {
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
 	wb_ingest_producer *p = wb_xcalloc(1, sizeof(*p));
 	p->topic = wb_xstrdup(topic);
+	p->record_max = (size_t)record_max;
+	p->msg_max = (size_t)msg_max;
 	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 	rd_kafka_conf_set_opaque(conf, p);
 	char errstr[512];
@@ -209,10 +243,47 @@ void wb_ingest_producer_destroy(wb_ingest_producer *p)
 	free(p);
 }
 
+wb_err wb_ingest_record_check(const struct wb_ingest_record *rec,
+			      size_t record_max, char *msg, size_t msglen)
+{
+	if (rec->value_len <= record_max)
+		return WB_OK;
+	return wb_fail(msg, msglen, WB_ETOOBIG,
+		       "encoded event %s is %zu bytes, over "
+		       "ledger.record.max.bytes (%zu): the ledger would not "
+		       "record it",
+		       rec->event_id ? rec->event_id : "?", rec->value_len,
+		       record_max);
+}
+
+size_t wb_ingest_producer_record_max(const wb_ingest_producer *p)
+{
+	/* an event librdkafka would refuse is as unrecordable */
+	size_t wire = p->msg_max > WIRE_ROOM ? p->msg_max - WIRE_ROOM : 0;
+	return p->record_max < wire ? p->record_max : wire;
+}
+
+wb_err wb_ingest_producer_check(const wb_ingest_producer *p,
+				const struct wb_ingest_record *rec, char *msg,
+				size_t msglen)
+{
+	size_t max = wb_ingest_producer_record_max(p);
+	if (max < p->record_max && rec->value_len > max)
+		return wb_fail(msg, msglen, WB_ETOOBIG,
+			       "encoded event %s is %zu bytes, over the %zu "
+			       "that kafka.message.max.bytes (%zu) lets through",
+			       rec->event_id ? rec->event_id : "?",
+			       rec->value_len, max, p->msg_max);
+	return wb_ingest_record_check(rec, max, msg, msglen);
+}
+
 wb_err wb_ingest_producer_send(wb_ingest_producer *p,
 			       const struct wb_ingest_record *rec, char *msg,
 			       size_t msglen)
 {
+	wb_err rc = wb_ingest_producer_check(p, rec, msg, msglen);
+	if (rc)
+		return rc;
 	for (;;) {
 		/* F_COPY: librdkafka copies value and key into the message's
 		 * own allocation, so the caller's buffer is reused at once. */
@@ -343,6 +414,11 @@ wb_err wb_ingest_producer_send_async(wb_ingest_producer *p, const char *topic,
 				     const char *const *headers, void *opaque,
 				     char *msg, size_t msglen)
 {
+	if (!topic || strcmp(topic, p->topic) == 0) {
+		wb_err rc = wb_ingest_producer_check(p, rec, msg, msglen);
+		if (rc)
+			return rc;
+	}
 	rd_kafka_headers_t *h = NULL;
 	if (headers) {
 		h = rd_kafka_headers_new(4);

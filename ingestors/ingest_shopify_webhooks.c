@@ -16,8 +16,10 @@
  *   3. shopify_map.c turns the body into canonical events. All of them are
  *      encoded before the first is sent, so a webhook becomes either all
  *      its events or, if it cannot be mapped (bad JSON, a topic we do not
- *      map, no order id...), one <prefix>dlq record with the raw body and
- *      headers waybill.error / waybill.source — never half of each.
+ *      map, no order id, an event over ledger.record.max.bytes, which the
+ *      ledger would refuse after our 200...), one <prefix>dlq record with
+ *      the raw body and headers waybill.error / waybill.source — never
+ *      half of each.
  *   4. The records are queued with the request as their opaque and the
  *      connection is suspended (no thread waits for Kafka). The producer's
  *      delivery thread counts the acknowledgements down; the last one
@@ -411,6 +413,10 @@ static void produce(struct req *r, struct MHD_Connection *conn)
 		rc = wb_ingest_event_json(json_array_get(evs, i), s->source,
 					  c.now_ms, &bufs[i], &recs[i], sub,
 					  sizeof(sub));
+		/* authentic, but the ledger would refuse it after our 200 */
+		if (rc == WB_OK)
+			rc = wb_ingest_producer_check(s->prod, &recs[i], sub,
+						      sizeof(sub));
 		if (rc)
 			snprintf(why, sizeof(why), "event %zu: %s", i, sub);
 	}

@@ -14,6 +14,9 @@ topic prefix:
 - every recorded sample posted under its topics puts exactly the expected
   events on <prefix>events, keyed by order id; one webhook yields several;
 - a 20-digit id of our own survives unchanged as the key;
+- ledger.record.max.bytes at its edge: an order whose OrderPlaced encodes
+  to exactly the limit is recorded, a byte more and the whole webhook goes
+  to the DLQ (200), none of its events to <prefix>events;
 - a dead broker at start-up fails fast with a clear message; a topic that
   disappears under a running receiver gives 503 within the ack timeout,
   counted as a Kafka timeout.
@@ -21,6 +24,7 @@ topic prefix:
 import http.client
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -127,6 +131,60 @@ def test_dlq(rx, topics):
     T.ok(m["waybill_shopify_webhooks_dlq_total"] == len(cases), "dlq counted")
 
 
+def big_order(oid, titles, full=False):
+    """orders/create for order oid with one line per title length; full:
+    lines with every field of the sample and 100-char SKUs (fewer lines
+    to the MiB: the mapper takes at most 1,000)."""
+    o = json.loads(S.fixture("orders_create.json"))
+    o["id"] = oid
+    o["admin_graphql_api_id"] = "gid://shopify/Order/%d" % oid
+    keep = ("id", "price", "quantity", "sku", "title")
+    line = {k: v for k, v in o["line_items"][0].items() if full or k in keep}
+    if full:
+        line["sku"] = "SKU-" + "9" * 96
+    o["line_items"] = []
+    for i, n in enumerate(titles):
+        li = dict(line, id=487817672276000000 + i, title=("t%05d" % i + "x" * n)[:n])
+        o["line_items"].append(li)
+    return json.dumps(o).encode()
+
+
+def test_record_max(rx, topics):
+    """OrderPlaced at ledger.record.max.bytes is recorded; a byte more is not."""
+    limit = 262144
+    ids = [820982911946100001, 820982911946100002, 820982911946100003]
+    titles = [255] * 1000
+    status, _ = rx.post(big_order(ids[0], titles), "orders/create", webhook_id="max-0")
+    dlq = S.dump(topics.topic("dlq"), "dlq") or []
+    hit = [l for l in dlq if "webhook_id=max-0" in l]
+    m = re.search(r"is (\d+) bytes, over ledger\.record\.max\.bytes \(%d\)" % limit,
+                  hit[0] if hit else "")
+    T.ok(status == 200 and m, "1,000 lines of 255-char titles: %d, DLQ record with the size (%s)"
+         % (status, m.group(1) if m else hit))
+    size = int(m.group(1)) if m else limit + 1
+    # shrink titles (each stays >= 64 chars: a 2-byte length either way)
+    over = size - limit
+    for i in range(len(titles) - 1, -1, -1):
+        cut = min(over, titles[i] - 64)
+        titles[i] -= cut
+        over -= cut
+    status_at, _ = rx.post(big_order(ids[1], titles), "orders/create", webhook_id="max-1")
+    titles[0] += 1
+    status_over, _ = rx.post(big_order(ids[2], titles), "orders/create", webhook_id="max-2")
+    evs = S.events_on(topics)
+    placed = [e for e in evs if e[2] == "shopify:%d:placed" % ids[1]]
+    T.ok(status_at == 200 and len(placed) == 1,
+         "OrderPlaced of exactly %d bytes: 200 and on <prefix>events" % limit)
+    dlq = S.dump(topics.topic("dlq"), "dlq") or []
+    hit = [l for l in dlq if "webhook_id=max-2" in l]
+    T.ok(status_over == 200 and len(hit) == 1 and "is %d bytes" % (limit + 1) in hit[0]
+         and "shopify:%d:placed" % ids[2] in hit[0],
+         "one byte more: 200 after a DLQ record naming the event and its size")
+    T.ok(not [e for e in evs if str(ids[2]) in e[1]] and not [e for e in evs if str(ids[0]) in e[1]],
+         "nothing of the refused webhooks on <prefix>events (not even their payment events)")
+    T.ok(not [l for l in dlq if "webhook_id=max-1" in l], "the one at the limit is not in the DLQ")
+
+
 def test_samples(rx, topics):
     for i, (name, topic) in enumerate(S.DELIVERIES):
         status, secs = rx.post(S.fixture(name), topic, webhook_id="wh-%d" % i, event_id="ev-%d" % i)
@@ -229,6 +287,7 @@ def main():
             test_samples(rx2, t2)
             test_exact_id(rx2, t2)
             test_keepalive_concurrency(rx2)
+            test_record_max(rx2, t2)
             rc = rx2.proc.stop()
             T.ok(rc == 0, "SIGTERM: drained and exited 0 (%s)" % rc)
         test_dead_broker(tmp, topics)
