@@ -19,10 +19,14 @@
  * producer's own, which also calls back per record. The counters are
  * atomic so both ways count exactly.
  *
- * An event over ledger.record.max.bytes is refused here, before it is
- * produced, so that every mode keeps the rule alike: the ledger would send
- * it to its DLQ after the channel had been told it was kept (the mode
- * reports it as its own error instead).
+ * Two size rules live here so that every mode keeps them alike. An event
+ * over ledger.record.max.bytes is refused before it is produced: the
+ * ledger would send it to its DLQ after the channel had been told it was
+ * kept (the mode reports it as its own error instead). And a DLQ record of
+ * raw input is cut to WB_INGEST_DLQ_MAX_VALUE (less, if message.max.bytes
+ * says so) with a header waybill.truncated: raw input is capped only by
+ * the mode's own input cap, and a DLQ record librdkafka refuses would leave
+ * the input with no record anywhere.
  */
 #include "wb_ingest.h"
 
@@ -330,6 +334,35 @@ wb_err wb_ingest_producer_send(wb_ingest_producer *p,
 	}
 }
 
+/* The headers of a DLQ record of raw input, and how much of the value
+ * goes in (*keep): all of it, or over the cap its head, with
+ * waybill.truncated = the original length. The cap leaves room for the
+ * key and the other headers under message.max.bytes. */
+static rd_kafka_headers_t *dlq_headers(const wb_ingest_producer *p,
+				       size_t key_len, size_t value_len,
+				       const char *error, const char *source,
+				       size_t *keep)
+{
+	size_t room = WIRE_ROOM + key_len + strlen(error) + strlen(source);
+	size_t cap = p->msg_max > room ? p->msg_max - room : 0;
+	if (cap > WB_INGEST_DLQ_MAX_VALUE)
+		cap = WB_INGEST_DLQ_MAX_VALUE;
+	rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+	rd_kafka_header_add(h, "waybill.error", -1, error, -1);
+	rd_kafka_header_add(h, "waybill.source", -1, source, -1);
+	*keep = value_len;
+	if (value_len > cap) {
+		char n[32];
+		snprintf(n, sizeof(n), "%zu", value_len);
+		rd_kafka_header_add(h, "waybill.truncated", -1, n, -1);
+		*keep = cap;
+		wb_log(WB_LOG_WARN, "dlq_truncated",
+		       "bytes=%zu kept=%zu source=%s", value_len, cap,
+		       wb_log_q(source));
+	}
+	return h;
+}
+
 wb_err wb_ingest_producer_send_dlq(wb_ingest_producer *p, const char *topic,
 				   const char *key, size_t key_len,
 				   const void *value, size_t value_len,
@@ -344,26 +377,26 @@ wb_err wb_ingest_producer_send_dlq(wb_ingest_producer *p, const char *topic,
 		free(p->dlq_topic);
 		p->dlq_topic = wb_xstrdup(topic);
 	}
+	size_t keep;
+	rd_kafka_headers_t *h =
+		dlq_headers(p, key_len, value_len, error, source, &keep);
 	for (;;) {
-		rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-		rd_kafka_header_add(h, "waybill.error", -1, error, -1);
-		rd_kafka_header_add(h, "waybill.source", -1, source, -1);
 		rd_kafka_resp_err_t err = rd_kafka_producev(
 			p->rk, RD_KAFKA_V_TOPIC(topic),
 			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			RD_KAFKA_V_KEY(key, key_len),
-			RD_KAFKA_V_VALUE((void *)value, value_len),
+			RD_KAFKA_V_VALUE((void *)value, keep),
 			RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
 		if (!err) {
 			p->sent++;
 			return WB_OK;
 		}
 		/* The headers are ours again when producev fails. */
-		rd_kafka_headers_destroy(h);
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 			rd_kafka_poll(p->rk, 100);
 			continue;
 		}
+		rd_kafka_headers_destroy(h);
 		return wb_fail(msg, msglen,
 			       err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
 				       ? WB_ETOOBIG
@@ -409,6 +442,39 @@ wb_err wb_ingest_producer_start(wb_ingest_producer *p,
 	return WB_OK;
 }
 
+/* Queues one record with headers h (taken on success, destroyed on
+ * failure) and opaque, without waiting. */
+static wb_err produce_async(wb_ingest_producer *p, const char *topic,
+			    const void *key, size_t key_len, const void *value,
+			    size_t value_len, rd_kafka_headers_t *h,
+			    void *opaque, char *msg, size_t msglen)
+{
+	rd_kafka_resp_err_t err = rd_kafka_producev(
+		p->rk, RD_KAFKA_V_TOPIC(topic),
+		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		RD_KAFKA_V_KEY(key, key_len),
+		RD_KAFKA_V_VALUE((void *)value, value_len),
+		RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque),
+		RD_KAFKA_V_END);
+	if (!err) {
+		p->sent++;
+		return WB_OK;
+	}
+	/* The headers are ours again when producev fails. */
+	if (h)
+		rd_kafka_headers_destroy(h);
+	if (err == RD_KAFKA_RESP_ERR__FATAL) {
+		char reason[512];
+		rd_kafka_fatal_error(p->rk, reason, sizeof(reason));
+		return wb_fail(msg, msglen, WB_EKAFKA, "produce to %s: %s",
+			       topic, reason);
+	}
+	return wb_fail(msg, msglen,
+		       err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? WB_ETOOBIG
+								  : WB_EKAFKA,
+		       "produce to %s: %s", topic, rd_kafka_err2str(err));
+}
+
 wb_err wb_ingest_producer_send_async(wb_ingest_producer *p, const char *topic,
 				     const struct wb_ingest_record *rec,
 				     const char *const *headers, void *opaque,
@@ -426,31 +492,23 @@ wb_err wb_ingest_producer_send_async(wb_ingest_producer *p, const char *topic,
 			rd_kafka_header_add(h, headers[i], -1, headers[i + 1],
 					    -1);
 	}
-	rd_kafka_resp_err_t err = rd_kafka_producev(
-		p->rk, RD_KAFKA_V_TOPIC(topic ? topic : p->topic),
-		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		RD_KAFKA_V_KEY(rec->key, rec->key_len),
-		RD_KAFKA_V_VALUE((void *)rec->value, rec->value_len),
-		RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque),
-		RD_KAFKA_V_END);
-	if (!err) {
-		p->sent++;
-		return WB_OK;
-	}
-	/* The headers are ours again when producev fails. */
-	if (h)
-		rd_kafka_headers_destroy(h);
-	if (err == RD_KAFKA_RESP_ERR__FATAL) {
-		char reason[512];
-		rd_kafka_fatal_error(p->rk, reason, sizeof(reason));
-		return wb_fail(msg, msglen, WB_EKAFKA, "produce to %s: %s",
-			       topic ? topic : p->topic, reason);
-	}
-	return wb_fail(msg, msglen,
-		       err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? WB_ETOOBIG
-								  : WB_EKAFKA,
-		       "produce to %s: %s", topic ? topic : p->topic,
-		       rd_kafka_err2str(err));
+	return produce_async(p, topic ? topic : p->topic, rec->key,
+			     rec->key_len, rec->value, rec->value_len, h,
+			     opaque, msg, msglen);
+}
+
+wb_err wb_ingest_producer_send_dlq_async(wb_ingest_producer *p,
+					 const char *topic, const char *key,
+					 size_t key_len, const void *value,
+					 size_t value_len, const char *error,
+					 const char *source, void *opaque,
+					 char *msg, size_t msglen)
+{
+	size_t keep;
+	rd_kafka_headers_t *h =
+		dlq_headers(p, key_len, value_len, error, source, &keep);
+	return produce_async(p, topic, key, key_len, value, keep, h, opaque,
+			     msg, msglen);
 }
 
 wb_err wb_ingest_producer_flush(wb_ingest_producer *p, int timeout_ms,

@@ -130,10 +130,18 @@ wb_err wb_ingest_event_json(json_t *ev, const char *default_source,
 			    struct wb_ingest_record *rec, char *msg,
 			    size_t msglen);
 
+/* Largest value of a DLQ record of raw input. A longer input keeps its
+ * first this many bytes and gets a header waybill.truncated=<its length>:
+ * well under librdkafka's message.max.bytes (1,000,000) and the broker's
+ * max.message.bytes (1,048,588), so raw input up to any mode's cap always
+ * leaves a record. Less when kafka.message.max.bytes is set lower. */
+#define WB_INGEST_DLQ_MAX_VALUE (768u << 10)
+
 /* Queues raw input that cannot become an event to topic (<prefix>dlq),
  * with headers waybill.error (why) and waybill.source (who and from
- * where), design.md §3. The topic is checked to exist on first use.
- * Counted and acknowledged like every record (flush waits for it). */
+ * where), design.md §3, cut to WB_INGEST_DLQ_MAX_VALUE. The topic is
+ * checked to exist on first use. Counted and acknowledged like every
+ * record (flush waits for it). */
 wb_err wb_ingest_producer_send_dlq(wb_ingest_producer *p, const char *topic,
 				   const char *key, size_t key_len,
 				   const void *value, size_t value_len,
@@ -305,6 +313,16 @@ wb_err wb_ingest_producer_send_async(wb_ingest_producer *p, const char *topic,
 				     const struct wb_ingest_record *rec,
 				     const char *const *headers, void *opaque,
 				     char *msg, size_t msglen);
+
+/* The DLQ record of wb_ingest_producer_send_dlq (same headers and cap),
+ * queued like send_async: opaque non-NULL, on_delivery called once on
+ * WB_OK, never waits. */
+wb_err wb_ingest_producer_send_dlq_async(wb_ingest_producer *p,
+					 const char *topic, const char *key,
+					 size_t key_len, const void *value,
+					 size_t value_len, const char *error,
+					 const char *source, void *opaque,
+					 char *msg, size_t msglen);
 
 /* ---- Shopify (shopify_map.c: pure; ingest_shopify_*.c: the modes) --------- */
 

@@ -17,6 +17,9 @@ topic prefix:
 - ledger.record.max.bytes at its edge: an order whose OrderPlaced encodes
   to exactly the limit is recorded, a byte more and the whole webhook goes
   to the DLQ (200), none of its events to <prefix>events;
+- bodies near the 1 MiB cap (malformed, or a valid order too big to
+  record) get 200 and a DLQ record cut to 768 KiB with
+  waybill.truncated=<bytes>, never 503;
 - a dead broker at start-up fails fast with a clear message; a topic that
   disappears under a running receiver gives 503 within the ack timeout,
   counted as a Kafka timeout.
@@ -149,6 +152,17 @@ def big_order(oid, titles, full=False):
     return json.dumps(o).encode()
 
 
+def dlq_headers(topic):
+    """{webhook key: (len, headers text)} of a DLQ topic, through kcat."""
+    r = T.run(["kcat", "-b", T.BOOTSTRAP, "-C", "-t", topic, "-e", "-o", "beginning", "-q",
+               "-f", "%k\t%S\t%h\n"])
+    out = {}
+    for line in r.stdout.decode(errors="replace").splitlines():
+        k, n, h = (line.split("\t", 2) + ["", ""])[:3]
+        out[k] = (int(n) if n.isdigit() else -1, h)
+    return out
+
+
 def test_record_max(rx, topics):
     """OrderPlaced at ledger.record.max.bytes is recorded; a byte more is not."""
     limit = 262144
@@ -183,6 +197,33 @@ def test_record_max(rx, topics):
     T.ok(not [e for e in evs if str(ids[2]) in e[1]] and not [e for e in evs if str(ids[0]) in e[1]],
          "nothing of the refused webhooks on <prefix>events (not even their payment events)")
     T.ok(not [l for l in dlq if "webhook_id=max-1" in l], "the one at the limit is not in the DLQ")
+
+
+def test_near_cap(rx, topics):
+    """Bodies near the 1 MiB cap: 200 and a capped DLQ record, never 503."""
+    n = 1040000
+    head = b'{"id": 820982911946100009, "line_items": [{"title": "'
+    bad = head + b"x" * (n - len(head))
+    t0 = time.time()
+    status, _ = rx.post(bad, "orders/create", webhook_id="near-cap-bad")
+    T.ok(status == 200, "authentic malformed %d-byte body: 200 (%.1f s)" % (len(bad), time.time() - t0))
+    one = len(big_order(820982911946100010, [255], True))
+    per = len(big_order(820982911946100010, [255, 255], True)) - one
+    big = big_order(820982911946100010, [255] * (1 + (n - one) // per), True)
+    status2, _ = rx.post(big, "orders/create", webhook_id="near-cap-big")
+    T.ok(status2 == 200 and 1000000 < len(big) <= 1048576,
+         "authentic valid orders/create of %d bytes: 200" % len(big))
+    hdrs = dlq_headers(topics.topic("dlq"))
+    for key, body, why in (("near-cap-bad", bad, "invalid JSON"),
+                           ("near-cap-big", big, "ledger.record.max.bytes")):
+        got = hdrs.get(key, (-1, ""))
+        T.ok(got[0] == 768 * 1024 and "waybill.truncated=%d" % len(body) in got[1] and why in got[1],
+             "%s: DLQ record of its first 768 KiB, waybill.truncated=%d, reason %r (%d)"
+             % (key, len(body), why, got[0]))
+        if why not in got[1]:
+            T.diag(got[1][:600])
+    T.ok(not [e for e in S.events_on(topics) if "820982911946100010" in e[1]],
+         "none of the too-big order's events on <prefix>events")
 
 
 def test_samples(rx, topics):
@@ -288,6 +329,7 @@ def main():
             test_exact_id(rx2, t2)
             test_keepalive_concurrency(rx2)
             test_record_max(rx2, t2)
+            test_near_cap(rx2, t2)
             rc = rx2.proc.stop()
             T.ok(rc == 0, "SIGTERM: drained and exited 0 (%s)" % rc)
         test_dead_broker(tmp, topics)
