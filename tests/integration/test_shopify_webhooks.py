@@ -19,7 +19,8 @@ topic prefix:
   to the DLQ (200), none of its events to <prefix>events;
 - bodies near the 1 MiB cap (malformed, or a valid order too big to
   record) get 200 and a DLQ record cut to 768 KiB with
-  waybill.truncated=<bytes>, never 503;
+  waybill.truncated=<bytes>, never 503; an empty body's reason says so;
+- a record refused at once is logged with its topic;
 - a dead broker at start-up fails fast with a clear message; a topic that
   disappears under a running receiver gives 503 within the ack timeout,
   counted as a Kafka timeout.
@@ -119,6 +120,7 @@ def test_dlq(rx, topics):
         ("bad JSON", b'{"id": 820982911946154508, "line_items": [', "orders/create", "invalid JSON"),
         ("topic not mapped", S.fixture("orders_create.json"), "products/update", "not one Waybill maps"),
         ("no order id", b'{"name": "#1", "total_price": "1.00"}', "orders/updated", "no usable id"),
+        ("empty body", b"", "orders/paid", "\tempty body"),
     ]
     for what, body, topic, _ in cases:
         status, _ = rx.post(body, topic, webhook_id="dlq-" + topic)
@@ -224,6 +226,24 @@ def test_near_cap(rx, topics):
             T.diag(got[1][:600])
     T.ok(not [e for e in S.events_on(topics) if "820982911946100010" in e[1]],
          "none of the too-big order's events on <prefix>events")
+
+
+def test_refused_logged(tmp, topics):
+    """A record librdkafka refuses at once is logged with its topic."""
+    rx = S.Receiver(topics, tmp, name="qfull",
+                    extra=["--kafka.queue.buffering.max.messages=1",
+                           "--ingest.http.ack.timeout.ms=%d" % ACK_TIMEOUT_MS])
+    T.ok(rx.start(), "receiver with a one-record queue")
+    status, _ = rx.post(S.fixture("orders_create.json"), "orders/create", webhook_id="qfull")
+    rc = rx.proc.stop()
+    with open(rx.log) as f:
+        log = f.read()
+    want = "event=produce_refused topic=%s " % topics.topic("events")
+    T.ok(status == 503 and want in log, "queue full: 503, produce_refused names topic=%s"
+         % topics.topic("events"))
+    if want not in log:
+        T.diag(log[-1500:])
+    T.ok(rc == 0, "stopped cleanly (%s)" % rc)
 
 
 def test_samples(rx, topics):
@@ -332,6 +352,7 @@ def main():
             test_near_cap(rx2, t2)
             rc = rx2.proc.stop()
             T.ok(rc == 0, "SIGTERM: drained and exited 0 (%s)" % rc)
+        test_refused_logged(tmp, topics)
         test_dead_broker(tmp, topics)
         test_kafka_gone(rx, topics)
         rc = rx.proc.stop()
