@@ -37,8 +37,10 @@ const struct wb_config_prop wb_config_props[] = {
 	 "Most records committed in one synced WriteBatch."},
 	{"ledger.batch.wait.ms", "5", LED, 0, NULL,
 	 "Longest wait to fill a batch once it holds a record."},
-	{"ledger.record.max.bytes", "262144", LED, 0, NULL,
-	 "Records larger than this go to the DLQ undecoded."},
+	{"ledger.record.max.bytes", "262144", ING | LED, 0, NULL,
+	 "Records larger than this go to the DLQ undecoded. waybill-ingest "
+	 "checks each encoded event against it before producing (a bigger "
+	 "one is reported as that mode's bad input): set both alike."},
 	{"ledger.sync", "true", LED, 0, NULL,
 	 "fsync the WAL on every batch. false loses durability on power "
 	 "loss; for experiments only."},

@@ -22,13 +22,13 @@ struct mode {
  * listed shows every ingest option. */
 static const char *const shopify_webhooks_options[] = {
 	"kafka.", "topic.", "log.", "ingest.http.", "ingest.shopify.webhook.",
-	"ingest.source", NULL};
+	"ingest.source", "ledger.record.", NULL};
 static const char *const shopify_poll_options[] = {
 	"kafka.", "topic.", "log.", "ingest.shopify.api.",
 	"ingest.shopify.access.", "ingest.shopify.shop", "ingest.shopify.start",
 	"ingest.shopify.page.", "ingest.shopify.poll.", "ingest.shopify.http.",
 	"ingest.shopify.max.", "ingest.shopify.backoff.", "ingest.state.",
-	"ingest.flush.", "ingest.source", NULL};
+	"ingest.flush.", "ingest.source", "ledger.record.", NULL};
 static const struct {
 	const char *mode;
 	const char *const *prefixes;

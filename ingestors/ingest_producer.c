@@ -18,6 +18,15 @@
  * send and each wants to hear about its own records), from a thread of the
  * producer's own, which also calls back per record. The counters are
  * atomic so both ways count exactly.
+ *
+ * Two size rules live here so that every mode keeps them alike. An event
+ * over ledger.record.max.bytes is refused before it is produced: the
+ * ledger would send it to its DLQ after the channel had been told it was
+ * kept (the mode reports it as its own error instead). And a DLQ record of
+ * raw input is cut to WB_INGEST_DLQ_MAX_VALUE (less, if message.max.bytes
+ * says so) with a header waybill.truncated: raw input is capped only by
+ * the mode's own input cap, and a DLQ record librdkafka refuses would leave
+ * the input with no record anywhere.
  */
 #include "wb_ingest.h"
 
@@ -34,12 +43,18 @@
  * copy of the record, so waiting too long only holds memory, while
  * polling on every record costs a lock per record. */
 #define POLL_EVERY 512
+/* Room kept under message.max.bytes for a record's key, headers and
+ * librdkafka's own framing (about 100 bytes), so a value that passed the
+ * size checks below is never refused by the client. */
+#define WIRE_ROOM 4096
 
 struct wb_ingest_producer {
 	rd_kafka_t *rk;
 	rd_kafka_topic_t *rkt;
 	char *topic;
 	char *dlq_topic; /* the DLQ topic once checked to exist */
+	size_t record_max; /* ledger.record.max.bytes */
+	size_t msg_max;    /* librdkafka's message.max.bytes */
 	_Atomic uint64_t sent, acked, failed;
 	unsigned since_poll;
 	/* after wb_ingest_producer_start */
@@ -135,6 +150,21 @@ static bool conf_default(rd_kafka_conf_t *conf, const wb_config *cfg,
 	       wb_kafka_conf_set(conf, k, v, msg, msglen) == WB_OK;
 }
 
+/* An integer property of conf as librdkafka holds it (its default or what
+ * was set), so the DLQ cap follows whatever message.max.bytes is. */
+static bool conf_int(rd_kafka_conf_t *conf, const char *k, int64_t *out,
+		     char *msg, size_t msglen)
+{
+	char v[64];
+	size_t n = sizeof(v);
+	if (rd_kafka_conf_get(conf, k, v, &n) != RD_KAFKA_CONF_OK ||
+	    !wb_parse_i64(v, 0, INT32_MAX, out)) {
+		wb_fail(msg, msglen, WB_ECONFIG, "kafka.%s: cannot read it", k);
+		return false;
+	}
+	return true;
+}
+
 wb_ingest_producer *wb_ingest_producer_create_ex(const wb_config *cfg,
 						 const char *topic,
 						 const char *const *overrides,
@@ -156,12 +186,20 @@ wb_ingest_producer *wb_ingest_producer_create_ex(const wb_config *cfg,
 	for (size_t i = 0; ok && overrides && overrides[i]; i += 2)
 		ok = conf_default(conf, cfg, overrides[i], overrides[i + 1], msg,
 				  msglen);
+	int64_t record_max = 0, msg_max = 0;
+	if (ok)
+		ok = wb_config_get_int_range(cfg, "ledger.record.max.bytes", 1,
+					     INT32_MAX, &record_max, msg,
+					     msglen) == WB_OK &&
+		     conf_int(conf, "message.max.bytes", &msg_max, msg, msglen);
 	if (!ok) {
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
 	wb_ingest_producer *p = wb_xcalloc(1, sizeof(*p));
 	p->topic = wb_xstrdup(topic);
+	p->record_max = (size_t)record_max;
+	p->msg_max = (size_t)msg_max;
 	rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
 	rd_kafka_conf_set_opaque(conf, p);
 	char errstr[512];
@@ -209,10 +247,47 @@ void wb_ingest_producer_destroy(wb_ingest_producer *p)
 	free(p);
 }
 
+wb_err wb_ingest_record_check(const struct wb_ingest_record *rec,
+			      size_t record_max, char *msg, size_t msglen)
+{
+	if (rec->value_len <= record_max)
+		return WB_OK;
+	return wb_fail(msg, msglen, WB_ETOOBIG,
+		       "encoded event %s is %zu bytes, over "
+		       "ledger.record.max.bytes (%zu): the ledger would not "
+		       "record it",
+		       rec->event_id ? rec->event_id : "?", rec->value_len,
+		       record_max);
+}
+
+size_t wb_ingest_producer_record_max(const wb_ingest_producer *p)
+{
+	/* an event librdkafka would refuse is as unrecordable */
+	size_t wire = p->msg_max > WIRE_ROOM ? p->msg_max - WIRE_ROOM : 0;
+	return p->record_max < wire ? p->record_max : wire;
+}
+
+wb_err wb_ingest_producer_check(const wb_ingest_producer *p,
+				const struct wb_ingest_record *rec, char *msg,
+				size_t msglen)
+{
+	size_t max = wb_ingest_producer_record_max(p);
+	if (max < p->record_max && rec->value_len > max)
+		return wb_fail(msg, msglen, WB_ETOOBIG,
+			       "encoded event %s is %zu bytes, over the %zu "
+			       "that kafka.message.max.bytes (%zu) lets through",
+			       rec->event_id ? rec->event_id : "?",
+			       rec->value_len, max, p->msg_max);
+	return wb_ingest_record_check(rec, max, msg, msglen);
+}
+
 wb_err wb_ingest_producer_send(wb_ingest_producer *p,
 			       const struct wb_ingest_record *rec, char *msg,
 			       size_t msglen)
 {
+	wb_err rc = wb_ingest_producer_check(p, rec, msg, msglen);
+	if (rc)
+		return rc;
 	for (;;) {
 		/* F_COPY: librdkafka copies value and key into the message's
 		 * own allocation, so the caller's buffer is reused at once. */
@@ -259,6 +334,35 @@ wb_err wb_ingest_producer_send(wb_ingest_producer *p,
 	}
 }
 
+/* The headers of a DLQ record of raw input, and how much of the value
+ * goes in (*keep): all of it, or over the cap its head, with
+ * waybill.truncated = the original length. The cap leaves room for the
+ * key and the other headers under message.max.bytes. */
+static rd_kafka_headers_t *dlq_headers(const wb_ingest_producer *p,
+				       size_t key_len, size_t value_len,
+				       const char *error, const char *source,
+				       size_t *keep)
+{
+	size_t room = WIRE_ROOM + key_len + strlen(error) + strlen(source);
+	size_t cap = p->msg_max > room ? p->msg_max - room : 0;
+	if (cap > WB_INGEST_DLQ_MAX_VALUE)
+		cap = WB_INGEST_DLQ_MAX_VALUE;
+	rd_kafka_headers_t *h = rd_kafka_headers_new(3);
+	rd_kafka_header_add(h, "waybill.error", -1, error, -1);
+	rd_kafka_header_add(h, "waybill.source", -1, source, -1);
+	*keep = value_len;
+	if (value_len > cap) {
+		char n[32];
+		snprintf(n, sizeof(n), "%zu", value_len);
+		rd_kafka_header_add(h, "waybill.truncated", -1, n, -1);
+		*keep = cap;
+		wb_log(WB_LOG_WARN, "dlq_truncated",
+		       "bytes=%zu kept=%zu source=%s", value_len, cap,
+		       wb_log_q(source));
+	}
+	return h;
+}
+
 wb_err wb_ingest_producer_send_dlq(wb_ingest_producer *p, const char *topic,
 				   const char *key, size_t key_len,
 				   const void *value, size_t value_len,
@@ -273,26 +377,26 @@ wb_err wb_ingest_producer_send_dlq(wb_ingest_producer *p, const char *topic,
 		free(p->dlq_topic);
 		p->dlq_topic = wb_xstrdup(topic);
 	}
+	size_t keep;
+	rd_kafka_headers_t *h =
+		dlq_headers(p, key_len, value_len, error, source, &keep);
 	for (;;) {
-		rd_kafka_headers_t *h = rd_kafka_headers_new(2);
-		rd_kafka_header_add(h, "waybill.error", -1, error, -1);
-		rd_kafka_header_add(h, "waybill.source", -1, source, -1);
 		rd_kafka_resp_err_t err = rd_kafka_producev(
 			p->rk, RD_KAFKA_V_TOPIC(topic),
 			RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
 			RD_KAFKA_V_KEY(key, key_len),
-			RD_KAFKA_V_VALUE((void *)value, value_len),
+			RD_KAFKA_V_VALUE((void *)value, keep),
 			RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
 		if (!err) {
 			p->sent++;
 			return WB_OK;
 		}
 		/* The headers are ours again when producev fails. */
-		rd_kafka_headers_destroy(h);
 		if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 			rd_kafka_poll(p->rk, 100);
 			continue;
 		}
+		rd_kafka_headers_destroy(h);
 		return wb_fail(msg, msglen,
 			       err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE
 				       ? WB_ETOOBIG
@@ -338,23 +442,18 @@ wb_err wb_ingest_producer_start(wb_ingest_producer *p,
 	return WB_OK;
 }
 
-wb_err wb_ingest_producer_send_async(wb_ingest_producer *p, const char *topic,
-				     const struct wb_ingest_record *rec,
-				     const char *const *headers, void *opaque,
-				     char *msg, size_t msglen)
+/* Queues one record with headers h (taken on success, destroyed on
+ * failure) and opaque, without waiting. */
+static wb_err produce_async(wb_ingest_producer *p, const char *topic,
+			    const void *key, size_t key_len, const void *value,
+			    size_t value_len, rd_kafka_headers_t *h,
+			    void *opaque, char *msg, size_t msglen)
 {
-	rd_kafka_headers_t *h = NULL;
-	if (headers) {
-		h = rd_kafka_headers_new(4);
-		for (size_t i = 0; headers[i]; i += 2)
-			rd_kafka_header_add(h, headers[i], -1, headers[i + 1],
-					    -1);
-	}
 	rd_kafka_resp_err_t err = rd_kafka_producev(
-		p->rk, RD_KAFKA_V_TOPIC(topic ? topic : p->topic),
+		p->rk, RD_KAFKA_V_TOPIC(topic),
 		RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		RD_KAFKA_V_KEY(rec->key, rec->key_len),
-		RD_KAFKA_V_VALUE((void *)rec->value, rec->value_len),
+		RD_KAFKA_V_KEY(key, key_len),
+		RD_KAFKA_V_VALUE((void *)value, value_len),
 		RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque),
 		RD_KAFKA_V_END);
 	if (!err) {
@@ -368,13 +467,48 @@ wb_err wb_ingest_producer_send_async(wb_ingest_producer *p, const char *topic,
 		char reason[512];
 		rd_kafka_fatal_error(p->rk, reason, sizeof(reason));
 		return wb_fail(msg, msglen, WB_EKAFKA, "produce to %s: %s",
-			       topic ? topic : p->topic, reason);
+			       topic, reason);
 	}
 	return wb_fail(msg, msglen,
 		       err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? WB_ETOOBIG
 								  : WB_EKAFKA,
-		       "produce to %s: %s", topic ? topic : p->topic,
-		       rd_kafka_err2str(err));
+		       "produce to %s: %s", topic, rd_kafka_err2str(err));
+}
+
+wb_err wb_ingest_producer_send_async(wb_ingest_producer *p, const char *topic,
+				     const struct wb_ingest_record *rec,
+				     const char *const *headers, void *opaque,
+				     char *msg, size_t msglen)
+{
+	if (!topic || strcmp(topic, p->topic) == 0) {
+		wb_err rc = wb_ingest_producer_check(p, rec, msg, msglen);
+		if (rc)
+			return rc;
+	}
+	rd_kafka_headers_t *h = NULL;
+	if (headers) {
+		h = rd_kafka_headers_new(4);
+		for (size_t i = 0; headers[i]; i += 2)
+			rd_kafka_header_add(h, headers[i], -1, headers[i + 1],
+					    -1);
+	}
+	return produce_async(p, topic ? topic : p->topic, rec->key,
+			     rec->key_len, rec->value, rec->value_len, h,
+			     opaque, msg, msglen);
+}
+
+wb_err wb_ingest_producer_send_dlq_async(wb_ingest_producer *p,
+					 const char *topic, const char *key,
+					 size_t key_len, const void *value,
+					 size_t value_len, const char *error,
+					 const char *source, void *opaque,
+					 char *msg, size_t msglen)
+{
+	size_t keep;
+	rd_kafka_headers_t *h =
+		dlq_headers(p, key_len, value_len, error, source, &keep);
+	return produce_async(p, topic, key, key_len, value, keep, h, opaque,
+			     msg, msglen);
 }
 
 wb_err wb_ingest_producer_flush(wb_ingest_producer *p, int timeout_ms,

@@ -513,6 +513,10 @@ static wb_err produce_page(struct poller *p, const struct wb_shopify_page *pg,
 			char sub[400];
 			mrc = wb_ingest_event_json(ev, p->source, ctx.now_ms,
 						   &buf, &rec, sub, sizeof(sub));
+			/* over ledger.record.max.bytes: as unmappable */
+			if (mrc == WB_OK)
+				mrc = wb_ingest_producer_check(p->prod, &rec,
+							       sub, sizeof(sub));
 			if (mrc) {
 				snprintf(why, sizeof(why), "event %zu: %s", ev_i,
 					 sub);

@@ -16,8 +16,10 @@
  *   3. shopify_map.c turns the body into canonical events. All of them are
  *      encoded before the first is sent, so a webhook becomes either all
  *      its events or, if it cannot be mapped (bad JSON, a topic we do not
- *      map, no order id...), one <prefix>dlq record with the raw body and
- *      headers waybill.error / waybill.source — never half of each.
+ *      map, no order id, an event over ledger.record.max.bytes, which the
+ *      ledger would refuse after our 200...), one <prefix>dlq record with
+ *      the raw body (its head if over WB_INGEST_DLQ_MAX_VALUE) and headers
+ *      waybill.error / waybill.source — never half of each.
  *   4. The records are queued with the request as their opaque and the
  *      connection is suspended (no thread waits for Kafka). The producer's
  *      delivery thread counts the acknowledgements down; the last one
@@ -330,23 +332,30 @@ static void on_delivery(void *opaque, wb_err err, const char *reason)
 	req_unref(r);
 }
 
-/* Queues one record for r; false (with r->failed set) if it was refused. */
-static bool send_one(struct req *r, const char *topic,
-		     const struct wb_ingest_record *rec,
-		     const char *const *headers)
+/* Queues one record for r (an event, or with why the raw body to the
+ * DLQ); false (with r->failed set) if it was refused. */
+static bool send_one(struct req *r, const struct wb_ingest_record *rec,
+		     const char *why, const char *source)
 {
+	struct server *s = r->s;
+	const char *topic = why ? s->dlq_topic : s->events_topic;
 	char msg[512];
 	atomic_fetch_add(&r->pending, 1);
 	atomic_fetch_add(&r->refs, 1); /* the delivery report's */
-	wb_err rc = wb_ingest_producer_send_async(r->s->prod, topic, rec, headers,
-						  r, msg, sizeof(msg));
+	wb_err rc = why ? wb_ingest_producer_send_dlq_async(
+				  s->prod, topic, rec->key, rec->key_len,
+				  rec->value, rec->value_len, why, source, r,
+				  msg, sizeof(msg))
+			: wb_ingest_producer_send_async(s->prod, topic, rec,
+							NULL, r, msg,
+							sizeof(msg));
 	if (rc == WB_OK)
 		return true;
 	atomic_fetch_sub(&r->refs, 1);
 	atomic_fetch_sub(&r->pending, 1);
 	atomic_store(&r->failed, true);
-	wb_log(WB_LOG_ERROR, "produce_refused", "topic=%s error=%s",
-	       wb_log_q(topic), wb_log_q(msg));
+	wb_log(WB_LOG_ERROR, "produce_refused", "topic=%s event_id=%s error=%s",
+	       wb_log_q(topic), wb_log_q(rec->event_id), wb_log_q(msg));
 	return false;
 }
 
@@ -359,8 +368,6 @@ static void send_dlq(struct req *r, const struct wb_shopify_ctx *c,
 		 SOURCE " topic=%.80s shop=%.255s webhook_id=%.128s",
 		 c->topic ? c->topic : "-", c->shop ? c->shop : "-",
 		 c->webhook_id ? c->webhook_id : "-");
-	const char *headers[] = {"waybill.error", why, "waybill.source", source,
-				 NULL};
 	struct wb_ingest_record rec = {
 		.value = r->body.data,
 		.value_len = r->body.len,
@@ -369,11 +376,12 @@ static void send_dlq(struct req *r, const struct wb_shopify_ctx *c,
 		.event_id = "-"};
 	r->dlq = true;
 	wb_log(WB_LOG_WARN, "webhook_to_dlq",
-	       "topic=%s shop=%s webhook_id=%s reason=%s",
+	       "topic=%s shop=%s webhook_id=%s bytes=%zu reason=%s",
 	       wb_log_q(c->topic ? c->topic : "-"),
 	       wb_log_q(c->shop ? c->shop : "-"),
-	       wb_log_q(c->webhook_id ? c->webhook_id : "-"), wb_log_q(why));
-	send_one(r, r->s->dlq_topic, &rec, headers);
+	       wb_log_q(c->webhook_id ? c->webhook_id : "-"), r->body.len,
+	       wb_log_q(why));
+	send_one(r, &rec, why, source);
 }
 
 /* Maps the body and queues its events, or the DLQ record. */
@@ -411,12 +419,16 @@ static void produce(struct req *r, struct MHD_Connection *conn)
 		rc = wb_ingest_event_json(json_array_get(evs, i), s->source,
 					  c.now_ms, &bufs[i], &recs[i], sub,
 					  sizeof(sub));
+		/* authentic, but the ledger would refuse it after our 200 */
+		if (rc == WB_OK)
+			rc = wb_ingest_producer_check(s->prod, &recs[i], sub,
+						      sizeof(sub));
 		if (rc)
 			snprintf(why, sizeof(why), "event %zu: %s", i, sub);
 	}
 	if (rc == WB_OK) {
 		for (size_t i = 0; i < n; i++) {
-			if (!send_one(r, NULL, &recs[i], NULL))
+			if (!send_one(r, &recs[i], NULL, NULL))
 				break;
 			r->nevents++;
 		}

@@ -1787,6 +1787,9 @@ static wb_err map_webhook(const struct wb_shopify_ctx *in, const char *body,
 		return wb_fail(msg, msglen, WB_ETOOBIG,
 			       "body of %zu bytes over the %u-byte cap", len,
 			       WB_SHOPIFY_MAX_BODY);
+	/* jansson's own words for it would be "wrong arguments" */
+	if (len == 0)
+		return wb_fail(msg, msglen, WB_EPARSE, "empty body");
 	/* Duplicate keys are not looked for (it costs a quarter of the
 	 * parse): the body is authenticated Shopify output, which names each
 	 * key once, nothing else parses these bytes (only the events go on),

@@ -67,9 +67,29 @@ wb_ingest_producer *wb_ingest_producer_create(const wb_config *cfg,
 					      char *msg, size_t msglen);
 void wb_ingest_producer_destroy(wb_ingest_producer *p);
 
+/* Whether an encoded event may be produced: WB_ETOOBIG (msg names the
+ * event, its size and the limit) when rec->value_len is over record_max,
+ * the ledger's ledger.record.max.bytes, which the ledger would answer by
+ * sending the record to its DLQ after the input had been acknowledged. */
+wb_err wb_ingest_record_check(const struct wb_ingest_record *rec,
+			      size_t record_max, char *msg, size_t msglen);
+
+/* The largest event value p produces: ledger.record.max.bytes, or less if
+ * kafka.message.max.bytes would not let that much through. */
+size_t wb_ingest_producer_record_max(const wb_ingest_producer *p);
+
+/* wb_ingest_record_check against wb_ingest_producer_record_max(p). Every
+ * send of an event to the producer's topic checks it; a mode that must
+ * decide before sending anything (all of a webhook or its DLQ record)
+ * calls it first. */
+wb_err wb_ingest_producer_check(const wb_ingest_producer *p,
+				const struct wb_ingest_record *rec, char *msg,
+				size_t msglen);
+
 /* Queues one record (copied), waiting while librdkafka's queue is full.
- * WB_ETOOBIG: the record can never be sent (over message.max.bytes);
- * WB_EKAFKA: the client failed (e.g. a fatal idempotence error). */
+ * WB_ETOOBIG: the record can never be recorded (wb_ingest_producer_check,
+ * nothing queued); WB_EKAFKA: the client failed (e.g. a fatal idempotence
+ * error). */
 wb_err wb_ingest_producer_send(wb_ingest_producer *p,
 			       const struct wb_ingest_record *rec, char *msg,
 			       size_t msglen);
@@ -110,10 +130,18 @@ wb_err wb_ingest_event_json(json_t *ev, const char *default_source,
 			    struct wb_ingest_record *rec, char *msg,
 			    size_t msglen);
 
+/* Largest value of a DLQ record of raw input. A longer input keeps its
+ * first this many bytes and gets a header waybill.truncated=<its length>:
+ * well under librdkafka's message.max.bytes (1,000,000) and the broker's
+ * max.message.bytes (1,048,588), so raw input up to any mode's cap always
+ * leaves a record. Less when kafka.message.max.bytes is set lower. */
+#define WB_INGEST_DLQ_MAX_VALUE (768u << 10)
+
 /* Queues raw input that cannot become an event to topic (<prefix>dlq),
  * with headers waybill.error (why) and waybill.source (who and from
- * where), design.md §3. The topic is checked to exist on first use.
- * Counted and acknowledged like every record (flush waits for it). */
+ * where), design.md §3, cut to WB_INGEST_DLQ_MAX_VALUE. The topic is
+ * checked to exist on first use. Counted and acknowledged like every
+ * record (flush waits for it). */
 wb_err wb_ingest_producer_send_dlq(wb_ingest_producer *p, const char *topic,
 				   const char *key, size_t key_len,
 				   const void *value, size_t value_len,
@@ -279,11 +307,22 @@ wb_err wb_ingest_producer_start(wb_ingest_producer *p,
  * non-NULL opaque for on_delivery. Never waits: a full queue is WB_EKAFKA
  * at once, so a caller can answer "try again" instead of blocking. On
  * WB_OK on_delivery is called exactly once for this record; on error
- * never. WB_ETOOBIG: over message.max.bytes. */
+ * never. WB_ETOOBIG: an event over wb_ingest_producer_record_max (to the
+ * producer's topic), or a record over message.max.bytes. */
 wb_err wb_ingest_producer_send_async(wb_ingest_producer *p, const char *topic,
 				     const struct wb_ingest_record *rec,
 				     const char *const *headers, void *opaque,
 				     char *msg, size_t msglen);
+
+/* The DLQ record of wb_ingest_producer_send_dlq (same headers and cap),
+ * queued like send_async: opaque non-NULL, on_delivery called once on
+ * WB_OK, never waits. */
+wb_err wb_ingest_producer_send_dlq_async(wb_ingest_producer *p,
+					 const char *topic, const char *key,
+					 size_t key_len, const void *value,
+					 size_t value_len, const char *error,
+					 const char *source, void *opaque,
+					 char *msg, size_t msglen);
 
 /* ---- Shopify (shopify_map.c: pure; ingest_shopify_*.c: the modes) --------- */
 

@@ -7,6 +7,9 @@
 #     it is in the file, on the partition Java's murmur2 partitioner picks;
 #   - a file with one bad line exits 1 and names file:2 on stderr while its
 #     good lines are still delivered;
+#   - an event whose encoded value is exactly ledger.record.max.bytes is
+#     produced, one a byte over is rejected as FILE:LINE with the reason
+#     (the ledger would refuse it after we said it was kept);
 #   - a missing topic fails fast (< 10 s) with a clear message.
 # Output is TAP-like for reading; the verdict is the exit status (meson
 # protocol exitcode): 0 pass, 1 fail, 77 skipped (no broker; says why).
@@ -144,7 +147,37 @@ check "stdin: exit 0 and 2 acked" \
   grep -qx "read=2 accepted=2 rejected=0 acked=2 failed=0" "$TMP/stdin.out" || show_err stdin
 check "stdin: records arrived" [ "$(consumed | grep -c ':itest-stdin-[12]$')" = 2 ]
 
-# 4. A missing topic fails fast and says which topic and what to do.
+# 4. ledger.record.max.bytes, at its edge: the size of a padded event is
+#    learnt from the reject message under a tiny limit, then one line is
+#    padded to exactly the default 262144 bytes and one to a byte more.
+maxline() { # maxline ORDER PAD
+  python3 -c '
+import json, sys
+print(json.dumps({"event_id": "itest:max:" + sys.argv[1], "merchant": "m",
+    "order_id": "shopify:" + sys.argv[1], "channel": "shopify",
+    "type": "OrderUpdated", "source_time": 1767225960000,
+    "ingest_time": 1767225960001, "source": "itest",
+    "payload": {"note": "x" * int(sys.argv[2])}}))' "$@"
+}
+maxline itest-max-ok 100000 >"$TMP/probe.jsonl"
+ingest probe "$TMP/probe.jsonl" --ledger.record.max.bytes=1000
+size=$(sed -n 's/.* is \([0-9]*\) bytes, over ledger.record.max.bytes (1000).*/\1/p' "$TMP/probe.err")
+check "record max: a tiny limit rejects the line and says its size ($size)" \
+  [ "$(rc_of probe)/${size:+sized}" = 1/sized ] || show_err probe
+pad=$((100000 + 262144 - ${size:-0}))
+{ maxline itest-max-ok "$pad"; maxline itest-max-no "$((pad + 1))"; } >"$TMP/max.jsonl"
+ingest max "$TMP/max.jsonl"
+check "record max: one byte over: exit 1 (got $(rc_of max))" [ "$(rc_of max)" = 1 ]
+check "record max: $TMP/max.jsonl:2: names the event, 262145 bytes and the key" \
+  grep -q "^$TMP/max.jsonl:2: encoded event itest:max:itest-max-no is 262145 bytes, over ledger.record.max.bytes (262144)" \
+  "$TMP/max.err" || show_err max
+check "record max: summary read=2 accepted=1 rejected=1 acked=1 failed=0" \
+  grep -qx "read=2 accepted=1 rejected=1 acked=1 failed=0" "$TMP/max.out"
+consumed >"$TMP/got4"
+got=$(grep -c ' shopify:itest-max-ok$' "$TMP/got4")/$(grep -c ' shopify:itest-max-no$' "$TMP/got4")
+check "record max: the 262144-byte event delivered, the other not ($got)" [ "$got" = 1/0 ]
+
+# 5. A missing topic fails fast and says which topic and what to do.
 start=$(date +%s%N)
 ingest missing "$EXAMPLES" --topic.prefix="itest-missing-$$-$RANDOM."
 ms=$((($(date +%s%N) - start) / 1000000))

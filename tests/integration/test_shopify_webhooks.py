@@ -14,6 +14,13 @@ topic prefix:
 - every recorded sample posted under its topics puts exactly the expected
   events on <prefix>events, keyed by order id; one webhook yields several;
 - a 20-digit id of our own survives unchanged as the key;
+- ledger.record.max.bytes at its edge: an order whose OrderPlaced encodes
+  to exactly the limit is recorded, a byte more and the whole webhook goes
+  to the DLQ (200), none of its events to <prefix>events;
+- bodies near the 1 MiB cap (malformed, or a valid order too big to
+  record) get 200 and a DLQ record cut to 768 KiB with
+  waybill.truncated=<bytes>, never 503; an empty body's reason says so;
+- a record refused at once is logged with its topic;
 - a dead broker at start-up fails fast with a clear message; a topic that
   disappears under a running receiver gives 503 within the ack timeout,
   counted as a Kafka timeout.
@@ -21,6 +28,7 @@ topic prefix:
 import http.client
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -112,6 +120,7 @@ def test_dlq(rx, topics):
         ("bad JSON", b'{"id": 820982911946154508, "line_items": [', "orders/create", "invalid JSON"),
         ("topic not mapped", S.fixture("orders_create.json"), "products/update", "not one Waybill maps"),
         ("no order id", b'{"name": "#1", "total_price": "1.00"}', "orders/updated", "no usable id"),
+        ("empty body", b"", "orders/paid", "\tempty body"),
     ]
     for what, body, topic, _ in cases:
         status, _ = rx.post(body, topic, webhook_id="dlq-" + topic)
@@ -125,6 +134,116 @@ def test_dlq(rx, topics):
             T.diag("\n".join(lines))
     m = rx.metrics()
     T.ok(m["waybill_shopify_webhooks_dlq_total"] == len(cases), "dlq counted")
+
+
+def big_order(oid, titles, full=False):
+    """orders/create for order oid with one line per title length; full:
+    lines with every field of the sample and 100-char SKUs (fewer lines
+    to the MiB: the mapper takes at most 1,000)."""
+    o = json.loads(S.fixture("orders_create.json"))
+    o["id"] = oid
+    o["admin_graphql_api_id"] = "gid://shopify/Order/%d" % oid
+    keep = ("id", "price", "quantity", "sku", "title")
+    line = {k: v for k, v in o["line_items"][0].items() if full or k in keep}
+    if full:
+        line["sku"] = "SKU-" + "9" * 96
+    o["line_items"] = []
+    for i, n in enumerate(titles):
+        li = dict(line, id=487817672276000000 + i, title=("t%05d" % i + "x" * n)[:n])
+        o["line_items"].append(li)
+    return json.dumps(o).encode()
+
+
+def dlq_headers(topic):
+    """{webhook key: (len, headers text)} of a DLQ topic, through kcat."""
+    r = T.run(["kcat", "-b", T.BOOTSTRAP, "-C", "-t", topic, "-e", "-o", "beginning", "-q",
+               "-f", "%k\t%S\t%h\n"])
+    out = {}
+    for line in r.stdout.decode(errors="replace").splitlines():
+        k, n, h = (line.split("\t", 2) + ["", ""])[:3]
+        out[k] = (int(n) if n.isdigit() else -1, h)
+    return out
+
+
+def test_record_max(rx, topics):
+    """OrderPlaced at ledger.record.max.bytes is recorded; a byte more is not."""
+    limit = 262144
+    ids = [820982911946100001, 820982911946100002, 820982911946100003]
+    titles = [255] * 1000
+    status, _ = rx.post(big_order(ids[0], titles), "orders/create", webhook_id="max-0")
+    dlq = S.dump(topics.topic("dlq"), "dlq") or []
+    hit = [l for l in dlq if "webhook_id=max-0" in l]
+    m = re.search(r"is (\d+) bytes, over ledger\.record\.max\.bytes \(%d\)" % limit,
+                  hit[0] if hit else "")
+    T.ok(status == 200 and m, "1,000 lines of 255-char titles: %d, DLQ record with the size (%s)"
+         % (status, m.group(1) if m else hit))
+    size = int(m.group(1)) if m else limit + 1
+    # shrink titles (each stays >= 64 chars: a 2-byte length either way)
+    over = size - limit
+    for i in range(len(titles) - 1, -1, -1):
+        cut = min(over, titles[i] - 64)
+        titles[i] -= cut
+        over -= cut
+    status_at, _ = rx.post(big_order(ids[1], titles), "orders/create", webhook_id="max-1")
+    titles[0] += 1
+    status_over, _ = rx.post(big_order(ids[2], titles), "orders/create", webhook_id="max-2")
+    evs = S.events_on(topics)
+    placed = [e for e in evs if e[2] == "shopify:%d:placed" % ids[1]]
+    T.ok(status_at == 200 and len(placed) == 1,
+         "OrderPlaced of exactly %d bytes: 200 and on <prefix>events" % limit)
+    dlq = S.dump(topics.topic("dlq"), "dlq") or []
+    hit = [l for l in dlq if "webhook_id=max-2" in l]
+    T.ok(status_over == 200 and len(hit) == 1 and "is %d bytes" % (limit + 1) in hit[0]
+         and "shopify:%d:placed" % ids[2] in hit[0],
+         "one byte more: 200 after a DLQ record naming the event and its size")
+    T.ok(not [e for e in evs if str(ids[2]) in e[1]] and not [e for e in evs if str(ids[0]) in e[1]],
+         "nothing of the refused webhooks on <prefix>events (not even their payment events)")
+    T.ok(not [l for l in dlq if "webhook_id=max-1" in l], "the one at the limit is not in the DLQ")
+
+
+def test_near_cap(rx, topics):
+    """Bodies near the 1 MiB cap: 200 and a capped DLQ record, never 503."""
+    n = 1040000
+    head = b'{"id": 820982911946100009, "line_items": [{"title": "'
+    bad = head + b"x" * (n - len(head))
+    t0 = time.time()
+    status, _ = rx.post(bad, "orders/create", webhook_id="near-cap-bad")
+    T.ok(status == 200, "authentic malformed %d-byte body: 200 (%.1f s)" % (len(bad), time.time() - t0))
+    one = len(big_order(820982911946100010, [255], True))
+    per = len(big_order(820982911946100010, [255, 255], True)) - one
+    big = big_order(820982911946100010, [255] * (1 + (n - one) // per), True)
+    status2, _ = rx.post(big, "orders/create", webhook_id="near-cap-big")
+    T.ok(status2 == 200 and 1000000 < len(big) <= 1048576,
+         "authentic valid orders/create of %d bytes: 200" % len(big))
+    hdrs = dlq_headers(topics.topic("dlq"))
+    for key, body, why in (("near-cap-bad", bad, "invalid JSON"),
+                           ("near-cap-big", big, "ledger.record.max.bytes")):
+        got = hdrs.get(key, (-1, ""))
+        T.ok(got[0] == 768 * 1024 and "waybill.truncated=%d" % len(body) in got[1] and why in got[1],
+             "%s: DLQ record of its first 768 KiB, waybill.truncated=%d, reason %r (%d)"
+             % (key, len(body), why, got[0]))
+        if why not in got[1]:
+            T.diag(got[1][:600])
+    T.ok(not [e for e in S.events_on(topics) if "820982911946100010" in e[1]],
+         "none of the too-big order's events on <prefix>events")
+
+
+def test_refused_logged(tmp, topics):
+    """A record librdkafka refuses at once is logged with its topic."""
+    rx = S.Receiver(topics, tmp, name="qfull",
+                    extra=["--kafka.queue.buffering.max.messages=1",
+                           "--ingest.http.ack.timeout.ms=%d" % ACK_TIMEOUT_MS])
+    T.ok(rx.start(), "receiver with a one-record queue")
+    status, _ = rx.post(S.fixture("orders_create.json"), "orders/create", webhook_id="qfull")
+    rc = rx.proc.stop()
+    with open(rx.log) as f:
+        log = f.read()
+    want = "event=produce_refused topic=%s " % topics.topic("events")
+    T.ok(status == 503 and want in log, "queue full: 503, produce_refused names topic=%s"
+         % topics.topic("events"))
+    if want not in log:
+        T.diag(log[-1500:])
+    T.ok(rc == 0, "stopped cleanly (%s)" % rc)
 
 
 def test_samples(rx, topics):
@@ -229,8 +348,11 @@ def main():
             test_samples(rx2, t2)
             test_exact_id(rx2, t2)
             test_keepalive_concurrency(rx2)
+            test_record_max(rx2, t2)
+            test_near_cap(rx2, t2)
             rc = rx2.proc.stop()
             T.ok(rc == 0, "SIGTERM: drained and exited 0 (%s)" % rc)
+        test_refused_logged(tmp, topics)
         test_dead_broker(tmp, topics)
         test_kafka_gone(rx, topics)
         rc = rx.proc.stop()

@@ -2,7 +2,8 @@
  * test_ingest.c — waybill-ingest without a broker: the pure line -> record
  * step (key, single-object framed Avro value, defaults filled in, every kind
  * of rejected line with a useful reason) and the bounded line reader
- * (over-long lines, CRLF, last line without newline). argv[1] is the
+ * (over-long lines, CRLF, last line without newline), and the size check
+ * against ledger.record.max.bytes at its edge. argv[1] is the
  * schemas/ directory, whose examples must all be accepted.
  */
 #include <fcntl.h>
@@ -174,6 +175,62 @@ static void test_rejects(void)
 	wb_buf_finish(&buf);
 }
 
+/* An OrderUpdated whose note is pad bytes long, encoded. */
+static wb_err padded(size_t pad, wb_buf *buf, struct wb_ingest_record *rec,
+		     char *msg, size_t msglen)
+{
+	static const char head[] =
+		"{\"event_id\":\"shopify:820982911946154508:updated:1\","
+		"\"merchant\":\"acme.myshopify.com\","
+		"\"order_id\":\"shopify:820982911946154508\","
+		"\"channel\":\"shopify\",\"type\":\"OrderUpdated\","
+		"\"source_time\":1767225960000,\"payload\":{\"note\":\"";
+	size_t n = strlen(head);
+	char *line = wb_xmalloc(n + pad + 8);
+	memcpy(line, head, n);
+	memset(line + n, 'x', pad);
+	memcpy(line + n + pad, "\"}}", 4);
+	wb_err rc = wb_ingest_event_line(line, strlen(line), "events", NOW,
+					 buf, rec, msg, msglen);
+	free(line);
+	return rc;
+}
+
+/* The ledger refuses a value over ledger.record.max.bytes; waybill-ingest
+ * sees the same key and the same bytes: exactly at it passes, one byte
+ * over is refused with the event named. */
+static void test_record_max(void)
+{
+	char msg[512] = "";
+	wb_config *cfg = wb_config_create(WB_CMD_INGEST);
+	int64_t max = wb_config_get_int(cfg, "ledger.record.max.bytes");
+	ok(max == 262144, "ledger.record.max.bytes is an ingest key (%lld)",
+	   (long long)max);
+	wb_config_destroy(cfg);
+	if (max <= 0)
+		max = 262144;
+	wb_buf buf;
+	wb_buf_init(&buf);
+	struct wb_ingest_record rec;
+	/* the note's length prefix is 3 bytes from 8 KiB to 1 MiB, so the
+	 * value grows byte for byte with the pad */
+	wb_err rc = padded(100000, &buf, &rec, msg, sizeof(msg));
+	size_t pad = 100000 + (size_t)max - rec.value_len;
+	rc = padded(pad, &buf, &rec, msg, sizeof(msg));
+	ok(rc == WB_OK && rec.value_len == (size_t)max,
+	   "value of exactly %lld bytes encoded (%zu; %s)", (long long)max,
+	   rec.value_len, msg);
+	rc = wb_ingest_record_check(&rec, (size_t)max, msg, sizeof(msg));
+	ok(rc == WB_OK, "at ledger.record.max.bytes: accepted");
+	rc = padded(pad + 1, &buf, &rec, msg, sizeof(msg));
+	rc = wb_ingest_record_check(&rec, (size_t)max, msg, sizeof(msg));
+	ok(rc == WB_ETOOBIG && strstr(msg, "ledger.record.max.bytes") &&
+		   strstr(msg, "shopify:820982911946154508:updated:1") &&
+		   strstr(msg, "262145 bytes"),
+	   "one byte over: refused, named, sized: %s", msg);
+	wb_buf_finish(&buf);
+}
+
 /* Every example in schemas/examples is accepted; a line id past 2^53
  * survives the trip through JSON and Avro. */
 static void test_examples(const char *schemas)
@@ -318,6 +375,7 @@ int main(int argc, char **argv)
 	test_rejects();
 	test_examples(argc > 1 ? argv[1] : "schemas");
 	test_reader();
+	test_record_max();
 	wb_ingest_producer_destroy(NULL);
 	return tap_done();
 }
