@@ -37,6 +37,8 @@
 #define MAX_KEY 64
 #define MAX_LINES 10000
 #define MAX_TEXT 1024
+/* Line numbers: far beyond any till, and short in ids and messages. */
+#define MAX_LINE_NO 999999999
 
 enum col {
 	C_STORE, C_RECEIPT, C_LINE, C_KIND, C_SKU, C_TITLE, C_QTY, C_UNIT,
@@ -762,6 +764,24 @@ static wb_err place_row(wb_pos *p, struct field store, struct field no,
 	return WB_OK;
 }
 
+/* Why a line number was refused: a whole number over the cap is a
+ * number all the same, and the message says what the limit is. */
+static void line_no_why(struct field f, char *why, size_t n)
+{
+	bool digits = f.n > 0;
+	for (size_t i = 0; i < f.n; i++)
+		digits &= f.p[i] >= '0' && f.p[i] <= '9';
+	size_t lead = 0;
+	while (lead < f.n && f.p[lead] == '0')
+		lead++;
+	if (digits && lead < f.n)
+		snprintf(why, n, "'%.*s' is over the cap of 999,999,999",
+			 (int)(f.n > 40 ? 40 : f.n), f.p);
+	else
+		snprintf(why, n, "'%.*s' is not a whole number from 1 to "
+			 "999,999,999", (int)(f.n > 40 ? 40 : f.n), f.p);
+}
+
 /* Checks one row's fields (f indexed by enum col; n=0 when absent) and
  * adds it to its receipt. */
 static wb_err add_row(wb_pos *p, const struct field *f, long line,
@@ -804,10 +824,10 @@ static wb_err add_row(wb_pos *p, const struct field *f, long line,
 			 "return)", (int)(k->n > 40 ? 40 : k->n), k->p);
 		goto bad;
 	}
-	if (!parse_count(f[C_LINE].p, f[C_LINE].n, 999999999, &w.line_no) ||
+	if (!parse_count(f[C_LINE].p, f[C_LINE].n, MAX_LINE_NO, &w.line_no) ||
 	    w.line_no == 0) {
 		col = "line_no";
-		snprintf(why, sizeof(why), "not a positive whole number");
+		line_no_why(f[C_LINE], why, sizeof(why));
 		goto bad_col;
 	}
 	if (!parse_count(f[C_QTY].p, f[C_QTY].n, 1000000, &w.qty) ||
@@ -910,10 +930,11 @@ static wb_err add_row(wb_pos *p, const struct field *f, long line,
 		}
 	}
 	const struct field *ol = &f[C_ORIG_LINE];
-	if (ol->n && (!parse_count(ol->p, ol->n, 999999999, &w.orig_line_no) ||
+	if (ol->n && (!parse_count(ol->p, ol->n, MAX_LINE_NO,
+				   &w.orig_line_no) ||
 		      w.orig_line_no == 0)) {
 		col = "original_line_no";
-		snprintf(why, sizeof(why), "not a positive whole number");
+		line_no_why(*ol, why, sizeof(why));
 		goto bad_col;
 	}
 	const struct field *orr = &f[C_ORIG_RECEIPT];

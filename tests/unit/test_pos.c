@@ -533,6 +533,33 @@ static void test_reexport(void)
 	json_decref(pl);
 }
 
+/* A line number over the cap is refused for that, not as "not a number". */
+static void test_line_no_cap(void)
+{
+	struct run r;
+	run(&r, WB_POS_CSV,
+	    HEADER
+	    "s1,R1,9007199254740993,sale,MUG,Mug,1,4.50,EUR,,,,"
+	    "2026-01-07T10:00:00Z,,,,,\n"
+	    "s1,R2,0,sale,MUG,Mug,1,4.50,EUR,,,,2026-01-07T10:00:00Z,,,,,\n"
+	    "s1,R3,999999999,sale,MUG,Mug,1,4.50,EUR,,,,"
+	    "2026-01-07T10:00:00Z,,,,,\n"
+	    "s1,X1,1,return,MUG,Mug,1,4.50,EUR,,,,2026-01-08T10:00:00Z,,,"
+	    "R3,1000000000,\n");
+	ok(strstr(r.rejects, "2: line_no: '9007199254740993' is over the cap "
+			     "of 999,999,999") != NULL,
+	   "line_no 9007199254740993: over the cap (%s)", flat(r.rejects));
+	ok(strstr(r.rejects, "3: line_no: '0' is not a whole number from 1 to "
+			     "999,999,999") != NULL,
+	   "line_no 0: not from 1 to 999,999,999");
+	ok(strstr(r.rejects, "5: original_line_no: '1000000000' is over the "
+			     "cap of 999,999,999") != NULL,
+	   "original_line_no 1000000000: over the cap");
+	ok(json_array_size(r.events) == 2 && r.counts.receipts == 1,
+	   "line_no 999999999 is fine");
+	done(&r);
+}
+
 int main(void)
 {
 	json_object_seed(1);
@@ -541,5 +568,6 @@ int main(void)
 	test_returns();
 	test_ndjson();
 	test_reexport();
+	test_line_no_cap();
 	return tap_done();
 }
