@@ -15,8 +15,13 @@
  *   - an LWA access token (POST ingest.amazon.lwa.url, grant_type=
  *     refresh_token) renewed a margin before expires_in runs out, and once
  *     more on a 401/403 answer;
+ *   - paced before it goes out: a token bucket per operation with SP-API's
+ *     documented default rate and burst, its rate taken from
+ *     x-amzn-RateLimit-Limit whenever an answer carries one, so item
+ *     requests and NextToken pages do not run into 429s in the first place;
  *   - 429: wait what Retry-After says, else one request's worth of the
- *     x-amzn-RateLimit-Limit rate (else the documented default rate);
+ *     x-amzn-RateLimit-Limit rate (else the documented default rate), and
+ *     the bucket is taken as empty;
  *   - 5xx, timeouts, connection errors, broken or truncated JSON: capped
  *     exponential backoff with jitter, up to ingest.amazon.max.attempts;
  *   - other 4xx: the request fails (for getOrderItems: that order goes to
@@ -36,12 +41,25 @@
 /* Amazon wants LastUpdatedBefore at least 2 minutes in the past. */
 #define LAG_MS (2 * 60 * 1000)
 #define MAX_BODY (32u << 20)
-/* Documented default rates (requests/s), used on a 429 that says
- * nothing when no x-amzn-RateLimit-Limit was seen yet. */
+/* The Orders v0 usage plans (requests/s and burst): the pace until an
+ * x-amzn-RateLimit-Limit header says otherwise. The header carries the
+ * rate only, so the burst stays the documented one. */
 #define RATE_GET_ORDERS 0.0167
+#define BURST_GET_ORDERS 20
 #define RATE_GET_ORDER_ITEMS 0.5
+#define BURST_GET_ORDER_ITEMS 30
+/* A rate header outside this is not believed. */
+#define RATE_MIN 0.0001
+#define RATE_MAX 10000.0
 /* Item pages per order: far above any real order. */
 #define MAX_ITEM_PAGES 100
+
+/* One operation's token bucket: tokens refill at rate up to burst, a
+ * request takes one. */
+struct bucket {
+	double rate, burst, tokens;
+	int64_t at_us; /* tokens as of this time (monotonic) */
+};
 
 struct poller {
 	const wb_config *cfg;
@@ -54,7 +72,7 @@ struct poller {
 	int64_t timeout_ms, max_attempts, backoff_max_ms, interval_ms;
 	char *token;
 	int64_t token_renew_us; /* renew at or after this (monotonic) */
-	double rate_orders, rate_items;
+	struct bucket orders, items;
 	wb_ingest_producer *prod;
 	char topic[256], dlq[256];
 	wb_buf body;
@@ -319,16 +337,55 @@ static wb_err lwa_refresh(struct poller *pl, char *msg, size_t msglen)
 
 /* ---- SP-API GET with the retry rules --------------------------------------- */
 
+static void bucket_init(struct bucket *b, double rate, double burst)
+{
+	*b = (struct bucket){rate, burst, burst, wb_mono_us()};
+}
+
+static void bucket_refill(struct bucket *b)
+{
+	int64_t now = wb_mono_us();
+	b->tokens += (double)(now - b->at_us) / 1e6 * b->rate;
+	if (b->tokens > b->burst)
+		b->tokens = b->burst;
+	b->at_us = now;
+}
+
+/* Waits until the operation may send a request, and takes its token.
+ * false if stopped while waiting. */
+static bool bucket_take(struct poller *pl, struct bucket *b, const char *op)
+{
+	bucket_refill(b);
+	if (b->tokens < 1) {
+		int64_t ms = (int64_t)((1 - b->tokens) / b->rate * 1000) + 1;
+		wb_log(ms >= 1000 ? WB_LOG_INFO : WB_LOG_DEBUG, "amazon_pace",
+		       "op=%s wait_ms=%" PRId64 " rate=%g", op, ms, b->rate);
+		if (!pause_ms(pl, ms))
+			return false;
+		bucket_refill(b);
+	}
+	b->tokens -= 1;
+	return true;
+}
+
+/* The rate of the answer's x-amzn-RateLimit-Limit, if it has a usable
+ * one, becomes the bucket's from now on. */
+static void bucket_rate(struct poller *pl, struct bucket *b)
+{
+	if (!pl->rate_limit[0])
+		return;
+	char *end;
+	double r = strtod(pl->rate_limit, &end);
+	if (end == pl->rate_limit || !(r >= RATE_MIN && r <= RATE_MAX))
+		return;
+	bucket_refill(b);
+	b->rate = r;
+}
+
 /* How long a 429 asks us to wait. */
-static int64_t throttle_ms(struct poller *pl, double *rate_seen,
-			   double default_rate)
+static int64_t throttle_ms(struct poller *pl, const struct bucket *b)
 {
 	char *end;
-	if (pl->rate_limit[0]) {
-		double r = strtod(pl->rate_limit, &end);
-		if (end != pl->rate_limit && r > 0)
-			*rate_seen = r;
-	}
 	int64_t ms = -1;
 	if (pl->retry_after[0]) {
 		errno = 0;
@@ -343,10 +400,8 @@ static int64_t throttle_ms(struct poller *pl, double *rate_seen,
 				ms = 0;
 		}
 	}
-	if (ms < 0) {
-		double r = *rate_seen > 0 ? *rate_seen : default_rate;
-		ms = (int64_t)(1000.0 / r + 0.5);
-	}
+	if (ms < 0)
+		ms = (int64_t)(1000.0 / b->rate + 0.5);
 	if (ms > pl->backoff_max_ms)
 		ms = pl->backoff_max_ms;
 	return ms;
@@ -355,8 +410,7 @@ static int64_t throttle_ms(struct poller *pl, double *rate_seen,
 /* GET api_url + path_query; on success *out is the parsed answer. A 4xx
  * other than 401/403/429 is WB_ENOTFOUND (404) or WB_EHTTP, not retried. */
 static wb_err sp_get(struct poller *pl, const char *op, const char *pq,
-		     double *rate_seen, double default_rate, json_t **out,
-		     char *msg, size_t msglen)
+		     struct bucket *bk, json_t **out, char *msg, size_t msglen)
 {
 	char url[8192];
 	snprintf(url, sizeof(url), "%s%s", pl->api_url, pq);
@@ -364,7 +418,8 @@ static wb_err sp_get(struct poller *pl, const char *op, const char *pq,
 	wb_err rc = WB_EHTTP;
 	*out = NULL;
 	for (int attempt = 1; attempt <= pl->max_attempts; attempt++) {
-		if (stopped(pl))
+		/* the pace first: the token must not age while we wait */
+		if (stopped(pl) || !bucket_take(pl, bk, op))
 			return wb_fail(msg, msglen, WB_ETIMEOUT, "stopped");
 		if (!pl->token || wb_mono_us() >= pl->token_renew_us) {
 			if ((rc = lwa_refresh(pl, msg, msglen)))
@@ -380,6 +435,8 @@ static wb_err sp_get(struct poller *pl, const char *op, const char *pq,
 		char sub[300];
 		rc = http(pl, url, NULL, hd, &status, sub, sizeof(sub));
 		curl_slist_free_all(hd);
+		if (rc == WB_OK)
+			bucket_rate(pl, bk);
 		int64_t wait = -1;
 		if (rc == WB_ETOOBIG)
 			return wb_fail(msg, msglen, rc, "%s: %s", op, sub);
@@ -410,7 +467,12 @@ static wb_err sp_get(struct poller *pl, const char *op, const char *pq,
 				     status);
 			wait = 0;
 		} else if (status == 429) {
-			wait = throttle_ms(pl, rate_seen, default_rate);
+			wait = throttle_ms(pl, bk);
+			/* Amazon's bucket is empty, whatever ours says: ours
+			 * has the retry's token when the wait is over, and
+			 * nothing more */
+			bucket_refill(bk);
+			bk->tokens = 1 - (double)wait / 1000 * bk->rate;
 			rc = wb_fail(msg, msglen, WB_EHTTP,
 				     "%s: HTTP 429 (throttled)", op);
 		} else if (status >= 500) {
@@ -470,8 +532,7 @@ static json_t *fetch_items(struct poller *pl, const char *order_id,
 		wb_buf_putc(&q, '\0');
 		json_t *ans;
 		wb_err rc = sp_get(pl, "getOrderItems", (const char *)q.data,
-				   &pl->rate_items, RATE_GET_ORDER_ITEMS, &ans,
-				   msg, msglen);
+				   &pl->items, &ans, msg, msglen);
 		wb_buf_finish(&q);
 		free(next);
 		next = NULL;
@@ -681,9 +742,8 @@ static wb_err pass(struct poller *pl)
 			query_add(&q, pl->curl, "NextToken", next);
 		wb_buf_putc(&q, '\0');
 		json_t *ans;
-		rc = sp_get(pl, "getOrders", (const char *)q.data,
-			    &pl->rate_orders, RATE_GET_ORDERS, &ans, msg,
-			    sizeof(msg));
+		rc = sp_get(pl, "getOrders", (const char *)q.data, &pl->orders,
+			    &ans, msg, sizeof(msg));
 		wb_buf_finish(&q);
 		free(next);
 		next = NULL;
@@ -793,6 +853,8 @@ int wb_ingest_amazon_poll_main(const wb_config *cfg, int nargs, char **args,
 	if (nargs != 0)
 		return usage_error("takes no arguments");
 	struct poller pl = {.cfg = cfg, .stop = stop};
+	bucket_init(&pl.orders, RATE_GET_ORDERS, BURST_GET_ORDERS);
+	bucket_init(&pl.items, RATE_GET_ORDER_ITEMS, BURST_GET_ORDER_ITEMS);
 	pl.api_url = wb_config_get(cfg, "ingest.amazon.api.url");
 	pl.lwa_url = wb_config_get(cfg, "ingest.amazon.lwa.url");
 	pl.client_id = wb_config_get(cfg, "ingest.amazon.client.id");

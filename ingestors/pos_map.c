@@ -11,8 +11,9 @@
  *   sale rows   -> OrderPlaced + PaymentStatusChanged on pos:<store>-<receipt>
  *   return rows -> ReturnReceived + RefundIssued on the original receipt's
  *                  order (original_receipt_no), else on the return's own
- * with event ids from store, receipt and kind, so re-reading an export
- * never records anything twice.
+ * with event ids from store, receipt, kind and a hash of the receipt's
+ * rows, so re-reading an export never records anything twice while a
+ * receipt exported again with other lines is recorded again.
  *
  * A receipt is all or nothing: one bad row (or an unreadable row next to
  * it) keeps the whole receipt out, so a fixed file re-run later records the
@@ -27,6 +28,7 @@
 #include "wb_avro_internal.h" /* wb_utf8_valid */
 #include "wb_ingest.h"
 
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +37,8 @@
 #define MAX_KEY 64
 #define MAX_LINES 10000
 #define MAX_TEXT 1024
+/* Line numbers: far beyond any till, and short in ids and messages. */
+#define MAX_LINE_NO 999999999
 
 enum col {
 	C_STORE, C_RECEIPT, C_LINE, C_KIND, C_SKU, C_TITLE, C_QTY, C_UNIT,
@@ -83,6 +87,12 @@ struct receipt {
 	bool open, bad;
 };
 
+/* A row of the open receipt, for visiting them by line_no. */
+struct lref {
+	int64_t line_no;
+	size_t row;
+};
+
 struct wb_pos {
 	enum wb_pos_format fmt;
 	char *merchant, *source;
@@ -106,6 +116,9 @@ struct wb_pos {
 	uint64_t *seen;      /* hashes of closed receipts, open addressing */
 	size_t seen_cap, seen_n;
 	wb_buf out;          /* one event at a time */
+	wb_buf facts;        /* a receipt's rows as hashed for its ids */
+	struct lref *order;  /* its rows by line_no */
+	size_t order_cap;
 	int64_t last_time;   /* occurred_at cache: same text, same time */
 	char last_time_text[64];
 };
@@ -150,6 +163,7 @@ wb_pos *wb_pos_create(enum wb_pos_format fmt, const char *merchant,
 	wb_buf_init(&p->scratch);
 	wb_buf_init(&p->cur.arena);
 	wb_buf_init(&p->out);
+	wb_buf_init(&p->facts);
 	for (int i = 0; i < C_COUNT; i++)
 		p->col_of[i] = -1;
 	if (fmt == WB_POS_NDJSON) {
@@ -172,6 +186,8 @@ void wb_pos_destroy(wb_pos *p)
 	wb_buf_finish(&p->scratch);
 	wb_buf_finish(&p->cur.arena);
 	wb_buf_finish(&p->out);
+	wb_buf_finish(&p->facts);
+	free(p->order);
 	free(p->cur.rows);
 	free(p->fields);
 	free(p->seen);
@@ -419,6 +435,76 @@ static struct span first_text(const struct receipt *r, bool returns,
 	return (struct span){0, 0};
 }
 
+/* ---- what a receipt says ------------------------------------------------ */
+
+/*
+ * A till may export a receipt again after a change (a line added, voided
+ * or repriced). With ids of store and receipt alone the ledger would drop
+ * the new version as a repeat, so the placed, payment, return and refund
+ * ids end with a hash of the rows of their kind: the same export read
+ * again gives the same ids, a changed one new events that replace the old
+ * lines and totals in the read model. Hashed per row, in line_no order
+ * (the rows are a set: reordering them is no change): line_no, sku, qty,
+ * unit_price, currency, tax and total, and for returns original_line_no
+ * and restock. Not titles, email or reason: a re-export that only
+ * renames a product records nothing new.
+ */
+static void fact_long(wb_buf *b, int64_t v)
+{
+	uint8_t le[8];
+	for (int i = 0; i < 8; i++)
+		le[i] = (uint8_t)((uint64_t)v >> (8 * i));
+	wb_buf_append(b, le, 8);
+}
+
+static int lref_cmp(const void *a, const void *b)
+{
+	const struct lref *x = a, *y = b;
+	return (x->line_no > y->line_no) - (x->line_no < y->line_no);
+}
+
+/* First 64 bits of SHA-256 of the rows of one kind, as 16 hex digits. */
+static bool rows_hash(wb_pos *p, const struct receipt *r, bool returns,
+		      char out[17])
+{
+	if (r->nrows > p->order_cap) {
+		free(p->order);
+		p->order_cap = r->nrows;
+		p->order = wb_xcalloc(p->order_cap, sizeof(*p->order));
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < r->nrows; i++)
+		if (r->rows[i].is_return == returns)
+			p->order[n++] = (struct lref){r->rows[i].line_no, i};
+	qsort(p->order, n, sizeof(*p->order), lref_cmp);
+	wb_buf *b = &p->facts;
+	wb_buf_reset(b);
+	for (size_t k = 0; k < n; k++) {
+		const struct prow *w = &r->rows[p->order[k].row];
+		fact_long(b, w->line_no);
+		fact_long(b, (int64_t)w->sku.len);
+		wb_buf_append(b, arena_str(r, w->sku), w->sku.len);
+		fact_long(b, w->qty);
+		fact_long(b, w->unit);
+		wb_buf_append(b, w->ccy, 3);
+		fact_long(b, w->has_tax);
+		fact_long(b, w->tax);
+		fact_long(b, w->has_total);
+		fact_long(b, w->total);
+		if (returns) {
+			fact_long(b, w->orig_line_no);
+			fact_long(b, w->restock);
+		}
+	}
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (!EVP_Digest(b->data, b->len, md, &mdlen, EVP_sha256(), NULL) ||
+	    mdlen < 8)
+		return false;
+	wb_hex(md, 8, out);
+	return true;
+}
+
 static wb_err emit_sale(wb_pos *p, const struct receipt *r, int64_t now_ms)
 {
 	const struct prow *f = first_of(r, false);
@@ -431,9 +517,15 @@ static wb_err emit_sale(wb_pos *p, const struct receipt *r, int64_t now_ms)
 		       r->no);
 		return WB_OK;
 	}
+	char h[17];
+	if (!rows_hash(p, r, false, h)) {
+		reject(p, r->first_line, "receipt %s/%s: no hash of its rows",
+		       r->store, r->no);
+		return WB_OK;
+	}
 	char oid[2 * MAX_KEY + 8], eid[2 * MAX_KEY + 64];
 	int oid_len = snprintf(oid, sizeof(oid), "pos:%s-%s", r->store, r->no);
-	int eid_len = snprintf(eid, sizeof(eid), "%s:placed", oid);
+	int eid_len = snprintf(eid, sizeof(eid), "%s:placed:%s", oid, h);
 	wb_buf *b = &p->out;
 	size_t body = begin_event(p, eid, (size_t)eid_len, oid, (size_t)oid_len,
 				  "OrderPlaced", p->branch_placed, f->occurred,
@@ -480,8 +572,8 @@ static wb_err emit_sale(wb_pos *p, const struct receipt *r, int64_t now_ms)
 			pay = r->rows[i].payment;
 			break;
 		}
-	eid_len = snprintf(eid, sizeof(eid), "%s:payment:%s", oid,
-			   pay_names[pay]);
+	eid_len = snprintf(eid, sizeof(eid), "%s:payment:%s:%s", oid,
+			   pay_names[pay], h);
 	body = begin_event(p, eid, (size_t)eid_len, oid, (size_t)oid_len,
 			   "PaymentStatusChanged", p->branch_payment,
 			   f->occurred, now_ms);
@@ -503,6 +595,12 @@ static wb_err emit_return(wb_pos *p, const struct receipt *r, int64_t now_ms)
 		       r->no);
 		return WB_OK;
 	}
+	char h[17];
+	if (!rows_hash(p, r, true, h)) {
+		reject(p, f->lineno, "receipt %s/%s: no hash of its rows",
+		       r->store, r->no);
+		return WB_OK;
+	}
 	struct span orig = first_text(r, true,
 				      offsetof(struct prow, orig_receipt));
 	char oid[2 * MAX_KEY + 8], eid[3 * MAX_KEY + 64];
@@ -517,7 +615,8 @@ static wb_err emit_return(wb_pos *p, const struct receipt *r, int64_t now_ms)
 	wb_buf *b = &p->out;
 	bool ok;
 
-	int eid_len = snprintf(eid, sizeof(eid), "%s:return:%s", oid, r->no);
+	int eid_len = snprintf(eid, sizeof(eid), "%s:return:%s:%s", oid, r->no,
+			       h);
 	size_t body = begin_event(p, eid, (size_t)eid_len, oid,
 				  (size_t)oid_len, "ReturnReceived",
 				  p->branch_return, f->occurred, now_ms);
@@ -529,7 +628,8 @@ static wb_err emit_return(wb_pos *p, const struct receipt *r, int64_t now_ms)
 	if (rc || !ok)
 		return rc;
 
-	eid_len = snprintf(eid, sizeof(eid), "%s:refund:%s", oid, r->no);
+	eid_len = snprintf(eid, sizeof(eid), "%s:refund:%s:%s", oid, r->no,
+			   h);
 	body = begin_event(p, eid, (size_t)eid_len, oid, (size_t)oid_len,
 			   "RefundIssued", p->branch_refund, f->occurred,
 			   now_ms);
@@ -664,6 +764,24 @@ static wb_err place_row(wb_pos *p, struct field store, struct field no,
 	return WB_OK;
 }
 
+/* Why a line number was refused: a whole number over the cap is a
+ * number all the same, and the message says what the limit is. */
+static void line_no_why(struct field f, char *why, size_t n)
+{
+	bool digits = f.n > 0;
+	for (size_t i = 0; i < f.n; i++)
+		digits &= f.p[i] >= '0' && f.p[i] <= '9';
+	size_t lead = 0;
+	while (lead < f.n && f.p[lead] == '0')
+		lead++;
+	if (digits && lead < f.n)
+		snprintf(why, n, "'%.*s' is over the cap of 999,999,999",
+			 (int)(f.n > 40 ? 40 : f.n), f.p);
+	else
+		snprintf(why, n, "'%.*s' is not a whole number from 1 to "
+			 "999,999,999", (int)(f.n > 40 ? 40 : f.n), f.p);
+}
+
 /* Checks one row's fields (f indexed by enum col; n=0 when absent) and
  * adds it to its receipt. */
 static wb_err add_row(wb_pos *p, const struct field *f, long line,
@@ -706,10 +824,10 @@ static wb_err add_row(wb_pos *p, const struct field *f, long line,
 			 "return)", (int)(k->n > 40 ? 40 : k->n), k->p);
 		goto bad;
 	}
-	if (!parse_count(f[C_LINE].p, f[C_LINE].n, 999999999, &w.line_no) ||
+	if (!parse_count(f[C_LINE].p, f[C_LINE].n, MAX_LINE_NO, &w.line_no) ||
 	    w.line_no == 0) {
 		col = "line_no";
-		snprintf(why, sizeof(why), "not a positive whole number");
+		line_no_why(f[C_LINE], why, sizeof(why));
 		goto bad_col;
 	}
 	if (!parse_count(f[C_QTY].p, f[C_QTY].n, 1000000, &w.qty) ||
@@ -812,10 +930,11 @@ static wb_err add_row(wb_pos *p, const struct field *f, long line,
 		}
 	}
 	const struct field *ol = &f[C_ORIG_LINE];
-	if (ol->n && (!parse_count(ol->p, ol->n, 999999999, &w.orig_line_no) ||
+	if (ol->n && (!parse_count(ol->p, ol->n, MAX_LINE_NO,
+				   &w.orig_line_no) ||
 		      w.orig_line_no == 0)) {
 		col = "original_line_no";
-		snprintf(why, sizeof(why), "not a positive whole number");
+		line_no_why(*ol, why, sizeof(why));
 		goto bad_col;
 	}
 	const struct field *orr = &f[C_ORIG_RECEIPT];

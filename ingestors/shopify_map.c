@@ -16,7 +16,7 @@
  *   shopify:<order>:updated:<content hash>         OrderUpdated
  *   shopify:<order>:address:<content hash>         ShippingAddressChanged
  *   shopify:<order>:edit:<order edit id>           OrderUpdated (orders/edited)
- *   shopify:<order>:fulfillment:<id>               FulfillmentCreated
+ *   shopify:<order>:fulfillment:<id>:<hash>        FulfillmentCreated
  *   shopify:<order>:fulfillment:<id>:shipment:<s>  ShipmentStatusChanged
  *   shopify:<order>:refund:<id>                    RefundIssued
  *   shopify:<order>:return:<id>:<state>            Return* (state machine)
@@ -663,6 +663,31 @@ static wb_err tracking_of(struct ctx *c, const json_t *f, json_t *numbers,
 	return WB_OK;
 }
 
+/* The fact of a FulfillmentCreated: the fulfillment with its tracking.
+ * Shopify adds or corrects tracking by updating the fulfillment, so an id
+ * of the fulfillment alone would make the ledger drop every update as a
+ * repeat of the first state. The hash covers what can change and what the
+ * webhook and the poll's GraphQL both carry: carrier, numbers and urls.
+ * Not the lines: a fulfillment's lines are fixed once it exists, and the
+ * poll does not fetch them (a poll of the same state must give this id). */
+static wb_err tracking_fact(struct ctx *c, const char *fid, json_t *carrier,
+			    json_t *numbers, json_t *urls, char *fact,
+			    size_t len)
+{
+	json_t *t = json_pack("{s:O,s:O,s:O}", "carrier", carrier,
+			      "tracking_numbers", numbers, "tracking_urls",
+			      urls);
+	char h[17];
+	bool ok = t && content_hash(t, h);
+	json_decref(t);
+	if (!ok)
+		return wb_fail(c->msg, c->msglen, WB_ESCHEMA,
+			       "order %s: fulfillment %s: unusable tracking",
+			       c->oid, fid);
+	snprintf(fact, len, "fulfillment:%s:%s", fid, h);
+	return WB_OK;
+}
+
 static wb_err fulfillment(struct ctx *c, const json_t *f, size_t idx)
 {
 	char fid[MAX_ID_DIGITS + 1], what[64];
@@ -694,7 +719,9 @@ static wb_err fulfillment(struct ctx *c, const json_t *f, size_t idx)
 	 * shipped: no FulfillmentCreated for it. */
 	if (strcmp(status, "cancelled") && strcmp(status, "canceled") &&
 	    strcmp(status, "error") && strcmp(status, "failure")) {
-		snprintf(fact, sizeof(fact), "fulfillment:%s", fid);
+		if ((rc = tracking_fact(c, fid, carrier, numbers, urls, fact,
+					sizeof(fact))))
+			goto out;
 		rc = emit(c, "FulfillmentCreated", fact,
 			  time_of(f, K(c, "created_at", "createdAt")),
 			  json_pack("{s:s,s:O,s:O,s:O,s:O}", "fulfillment_id",

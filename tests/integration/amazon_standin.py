@@ -15,6 +15,11 @@ getOrders answers in two pages (NextToken): the static-sandbox answer
 Pending order, 2017). Orders whose LastUpdateDate is before the request's
 LastUpdatedAfter are left out, as Amazon does, so a poller's cursor is
 visible in what it gets.
+
+Every answer carries x-amzn-RateLimit-Limit from srv.rate_limits (the
+documented defaults unless a test sets others), and srv.extra_pages makes
+getOrders and the first order's getOrderItems answer that many more
+(empty) pages before the real ones end, for tests of the pace.
 """
 import json
 import os
@@ -58,6 +63,8 @@ class StandIn:
         self.log = []
         self.tokens = {}  # token -> expiry (time.time())
         self.counts = {}
+        self.rate_limits = {"getOrders": "0.0167", "getOrderItems": "0.5"}
+        self.extra_pages = 0
         self.lock = threading.Lock()
         load = lambda d, n: json.load(open(os.path.join(d, n)))
         sandbox = load(shared_dir, "getOrders.sandbox-TEST_CASE_200.json")
@@ -107,6 +114,9 @@ class StandIn:
 
         class H(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # headers and body are two writes: without this, Nagle and
+            # the client's delayed ACK cost 40 ms a request
+            disable_nagle_algorithm = True
 
             def log_message(self, *a):
                 pass
@@ -216,7 +226,15 @@ class StandIn:
                     rec = self._record("getOrders")
                     if self._faulted("getOrders", rec) or not self._authorized(rec):
                         return
-                    page = 1 if q.get("NextToken") == PAGE2 else 0
+                    nt = q.get("NextToken") or ""
+                    rate = [("x-amzn-RateLimit-Limit", srv.rate_limits["getOrders"])]
+                    if nt.startswith("standin-empty-"):
+                        k = int(nt[len("standin-empty-"):])
+                        return self._send(200, {"payload": {"Orders": [], "NextToken":
+                                                            "standin-empty-%d" % (k + 1)
+                                                            if k < srv.extra_pages else PAGE2}},
+                                          headers=rate)
+                    page = 1 if nt == PAGE2 else 0
                     after = q.get("LastUpdatedAfter")
                     orders = [o for o in srv.pages[page]
                               if not after or _iso_ms(o["LastUpdateDate"]) >= _iso_ms(after)]
@@ -224,18 +242,28 @@ class StandIn:
                     if q.get("LastUpdatedBefore"):
                         payload["LastUpdatedBefore"] = q["LastUpdatedBefore"]
                     if page == 0:
-                        payload["NextToken"] = PAGE2
-                    return self._send(200, {"payload": payload},
-                                      headers=[("x-amzn-RateLimit-Limit", "0.0167")])
+                        payload["NextToken"] = "standin-empty-1" if srv.extra_pages else PAGE2
+                    return self._send(200, {"payload": payload}, headers=rate)
                 if len(parts) == 5 and parts[:3] == ["orders", "v0", "orders"] and parts[4] == "orderItems":
                     rec = self._record("getOrderItems", {"order": parts[3]})
                     if self._faulted("getOrderItems", rec) or not self._authorized(rec):
                         return
-                    ans = srv.items.get((parts[3], q.get("NextToken")))
+                    rate = [("x-amzn-RateLimit-Limit", srv.rate_limits["getOrderItems"])]
+                    nt = q.get("NextToken") or ""
+                    first = srv.pages[0][0]["AmazonOrderId"]
+                    if nt.startswith("standin-items-") or (srv.extra_pages and parts[3] == first
+                                                           and not nt):
+                        k = int(nt[len("standin-items-"):]) if nt else 0
+                        if k < srv.extra_pages:  # an empty page, then the real one
+                            return self._send(200, {"payload": {
+                                "AmazonOrderId": parts[3], "OrderItems": [],
+                                "NextToken": "standin-items-%d" % (k + 1)}}, headers=rate)
+                        nt = None
+                    ans = srv.items.get((parts[3], nt or None))
                     if ans is None:
                         return self._send(404, {"errors": [{"code": "NotFound",
                                                             "message": "no such order"}]})
-                    return self._send(200, ans, headers=[("x-amzn-RateLimit-Limit", "0.5")])
+                    return self._send(200, ans, headers=rate)
                 self._record("other")
                 self._send(404, {"errors": [{"code": "NotFound", "message": u.path}]})
 

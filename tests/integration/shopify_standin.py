@@ -75,7 +75,7 @@ EXPECTED = [
     (O1 + ":cancelled", "OrderCancelled"),
     (O1 + ":updated:", "OrderUpdated"),
     (O1 + ":address:", "ShippingAddressChanged"),
-    (O1 + ":fulfillment:123456", "FulfillmentCreated"),
+    (O1 + ":fulfillment:123456:d71e374fd93e8e9a", "FulfillmentCreated"),
     (O1 + ":refund:890088186047892400", "RefundIssued"),
     (R + "requested", "ReturnRequested"),
     (R + "approved", "ReturnApproved"),

@@ -11,6 +11,9 @@ broker, on a private topic prefix.
 - re-run: the cursor is used (LastUpdatedAfter = the last pass's
   LastUpdatedBefore) and nothing new is produced; without the cursor the
   same event ids come again (the ledger dedupes them);
+- pace: with x-amzn-RateLimit-Limit 20/s and 40 more pages of getOrders
+  and of one order's getOrderItems, each operation keeps to its token
+  bucket (the documented burst, then 1/20 s apart), not slower;
 - faults: 429 with Retry-After (waited), 429 with x-amzn-RateLimit-Limit
   (waited 1/rate), 500s, malformed and truncated JSON, a slow answer past
   the HTTP timeout, 401, a revoked token (403), short-lived tokens renewed
@@ -177,6 +180,33 @@ def run_all(env, srv):
     check_pass(env, r, "cursor lost, same answer: the same event ids (dedupe in the ledger)")
     env.new_dlq()
 
+    # ---- pace: a token bucket per operation -----------------------------
+    srv.reset()
+    srv.rate_limits = {"getOrders": "20", "getOrderItems": "20"}
+    srv.extra_pages = 40
+    r = env.poll(env.state("pace"))
+    srv.rate_limits = {"getOrders": "0.0167", "getOrderItems": "0.5"}
+    srv.extra_pages = 0
+    check_pass(env, r, "40 more pages of each operation at 20 requests/s")
+    env.new_dlq()
+    for op, burst, n in (("getOrders", 20, 42), ("getOrderItems", 30, 44)):
+        reqs = srv.requests(op)
+        t = [q["t"] for q in reqs]
+        # the (i+1)th request may not come before the bucket allows it:
+        # burst at once, then 20 per second (20 ms for the stand-in's own
+        # timing)
+        early = [i for i in range(len(t)) if t[i] - t[0] < (i + 1 - burst) / 20.0 - 0.02]
+        T.ok(len(t) == n and not early,
+             "%s: %d requests, none before the bucket allows (early: %s)" % (op, len(t), early[:3]))
+        # once the burst is spent: 1/20 s apart, not more (the default
+        # rate would be 2 s or 60 s); the first order's item pages are the
+        # ones in a row
+        run = [q["t"] for q in reqs if op == "getOrders" or q["order"] == A][-6:]
+        gap = (run[-1] - run[0]) / 5 if len(run) == 6 else 0
+        T.ok(0.9 / 20 <= gap < 0.5, "%s: the last requests %.3f s apart (1/20 s)" % (op, gap))
+        if early or not 0.9 / 20 <= gap < 0.5:
+            T.diag("gaps: %s" % " ".join("%.3f" % (b - a) for a, b in zip(t, t[1:])))
+
     # ---- faults ---------------------------------------------------------
     def fault_run(name, faults, *extra, **kw):
         srv.reset()
@@ -186,17 +216,23 @@ def run_all(env, srv):
         env.new_dlq()
         return r
 
+    # after a 429 the operation's bucket is empty: the next page waits
+    # 1/rate, so the stand-in says 1/s here rather than getOrders' 1/60 s
+    srv.rate_limits["getOrders"] = "1"
     r = fault_run("429 with Retry-After",
                   [S.Fault("getOrders", 1, status=429, retry_after="1")],
                   "--ingest.amazon.backoff.max.ms=5000")
+    srv.rate_limits["getOrders"] = "0.0167"
     q = srv.requests("getOrders")
     gap = q[1]["t"] - q[0]["t"] if len(q) > 1 else 0
     T.ok(len(q) == 3 and gap >= 0.95, "429 Retry-After: 1 -> waited %.2f s before retrying" % gap)
     T.ok(b"amazon_retry" in r.stderr and b"429" in r.stderr, "the retry is logged")
 
+    srv.rate_limits["getOrderItems"] = "2.0"
     fault_run("429 with x-amzn-RateLimit-Limit",
               [S.Fault("getOrderItems", 1, status=429, rate_limit="2.0")],
               "--ingest.amazon.backoff.max.ms=5000")
+    srv.rate_limits["getOrderItems"] = "0.5"
     q = srv.requests("getOrderItems")
     gap = q[1]["t"] - q[0]["t"] if len(q) > 1 else 0
     T.ok(0.45 <= gap < 3, "429 with rate 2/s and no Retry-After -> waited %.2f s (1/rate)" % gap)

@@ -6,6 +6,7 @@
   events, keyed by order id, and they decode (wb-topic-dump);
 - the same export as NDJSON -> the same event ids (so the ledger dedupes);
 - re-reading the CSV -> the same event ids again (idempotent per receipt);
+- a receipt exported again with an extra line -> new ids (a new version);
 - from stdin ("-");
 - a file with bad lines -> exit 1, FILE:LINE: reason for each bad line and
   for each receipt kept out, while the good receipts are delivered;
@@ -30,14 +31,22 @@ CSV = HEADER + "\n" + "\n".join([
     'store12,000200,1,return,MUG-01,Mug,1,4.50,USD,0.36,4.86,,2026-01-08T09:00:00Z,,damaged,000123,1,false',
 ]) + "\n"
 
+# ids end with a hash of the receipt's rows (README "POS exports")
+H123, H124, H200 = "0ec3fd729378ee6d", "463e72b6e460b0cc", "21b791c0e9957312"
 EXPECTED = [
-    ("pos:store12-000123", "pos:store12-000123:placed", "OrderPlaced"),
-    ("pos:store12-000123", "pos:store12-000123:payment:paid", "PaymentStatusChanged"),
-    ("pos:store12-000124", "pos:store12-000124:placed", "OrderPlaced"),
-    ("pos:store12-000124", "pos:store12-000124:payment:pending", "PaymentStatusChanged"),
-    ("pos:store12-000123", "pos:store12-000123:return:000200", "ReturnReceived"),
-    ("pos:store12-000123", "pos:store12-000123:refund:000200", "RefundIssued"),
+    ("pos:store12-000123", "pos:store12-000123:placed:" + H123, "OrderPlaced"),
+    ("pos:store12-000123", "pos:store12-000123:payment:paid:" + H123, "PaymentStatusChanged"),
+    ("pos:store12-000124", "pos:store12-000124:placed:" + H124, "OrderPlaced"),
+    ("pos:store12-000124", "pos:store12-000124:payment:pending:" + H124, "PaymentStatusChanged"),
+    ("pos:store12-000123", "pos:store12-000123:return:000200:" + H200, "ReturnReceived"),
+    ("pos:store12-000123", "pos:store12-000123:refund:000200:" + H200, "RefundIssued"),
 ]
+
+# receipt 000124 exported again with a second line: a new version of it
+REEXPORT = HEADER + "\n" + "\n".join([
+    'store12,000124,1,sale,BAG,Bag,1,3.00,USD,,,pending,2026-01-07T10:05:00Z,,,,,',
+    'store12,000124,2,sale,MUG-01,Mug,1,4.50,USD,,,pending,2026-01-07T10:05:00Z,,,,,',
+]) + "\n"
 
 BAD = HEADER + "\n" + "\n".join([
     'store1,A,1,sale,X,x,1,1.00,USD,,,,2026-01-07T10:00:00Z,,,,,',      # 2 good
@@ -88,7 +97,7 @@ def main():
         for key, eid, _ in rows:
             per_key.setdefault(key, []).append(eid)
         T.ok(per_key.get("pos:store12-000123", [])[:2] ==
-             ["pos:store12-000123:placed", "pos:store12-000123:payment:paid"],
+             ["pos:store12-000123:placed:" + H123, "pos:store12-000123:payment:paid:" + H123],
              "one order's events in order on its partition")
 
         # the same export as NDJSON: the same ids
@@ -113,6 +122,21 @@ def main():
         T.ok(sorted(e for _, e, _ in rows) == sorted([e for _, e, _ in EXPECTED] * 3),
              "re-reading the export repeats the same event ids only")
 
+        # a receipt exported again with an extra line: new ids, so the
+        # ledger records the new version instead of dropping it
+        re_csv = os.path.join(tmp, "reexport.csv")
+        with open(re_csv, "w") as f:
+            f.write(REEXPORT)
+        before = collections.Counter(e for _, e, _ in rows)
+        r = T.run(ingest + [re_csv] + flags)
+        _, rows = dump(topics)
+        new = sorted((collections.Counter(e for _, e, _ in rows) - before).elements())
+        T.ok(r.returncode == 0 and len(new) == 2 and
+             new[0].startswith("pos:store12-000124:payment:pending:") and
+             new[1].startswith("pos:store12-000124:placed:") and
+             not set(new) & set(e for _, e, _ in EXPECTED),
+             "re-export with an extra line: a new OrderPlaced and payment (%s)" % new)
+
         # bad lines
         bad = os.path.join(tmp, "bad.csv")
         with open(bad, "w") as f:
@@ -133,9 +157,11 @@ def main():
             T.ok(want_line in err, "stderr names %s" % want_line.replace(bad, "FILE"))
         _, rows = dump(topics)
         new = sorted((collections.Counter(e for _, e, _ in rows) - before).elements())
-        T.ok(new == sorted(["pos:store1-A:placed", "pos:store1-A:payment:paid",
-                            "pos:store1-E:placed", "pos:store1-E:payment:paid",
-                            "pos:store1-I:placed", "pos:store1-I:payment:paid"]),
+        h = ":2e6350fa63027576"
+        T.ok(new == sorted([p + h for p in [
+            "pos:store1-A:placed", "pos:store1-A:payment:paid",
+            "pos:store1-E:placed", "pos:store1-E:payment:paid",
+            "pos:store1-I:placed", "pos:store1-I:payment:paid"]]),
              "the good receipts A, E and I were delivered (%s)" % new)
         T.ok("rows=10 rejected=5 receipts=3 receipts_rejected=5 events=6 acked=6 failed=0"
              in r.stdout.decode(), "summary: " + r.stdout.decode().strip())

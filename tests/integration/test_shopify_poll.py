@@ -81,7 +81,7 @@ def test_pages_and_cursor(tmp, topics, g):
     T.ok(len(snaps) == 7, "one ChannelSnapshotObserved per order (%d)" % len(snaps))
     T.ok(int(out.get("acked", -1)) == len(evs) == int(out.get("events", -2)),
          "every event acknowledged (%s on the topic)" % len(evs))
-    want = [S.O1 + ":placed", S.O1 + ":refund:890088186047892400", S.O1 + ":fulfillment:123456",
+    want = [S.O1 + ":placed", S.O1 + ":refund:890088186047892400", S.O1 + ":fulfillment:123456:d71e374fd93e8e9a",
             S.R + "requested", "shopify:1073459004:payment:paid"]
     T.ok(all(w in ids for w in want), "the webhooks' event_ids for the same facts (%s)" %
          [w for w in want if w not in ids])

@@ -163,10 +163,10 @@ static void test_sales(void)
 	ids(&r, got, sizeof(got));
 	ok(r.nrejects == 0 && r.bytes_match, "two receipts, no rejects (%s)",
 	   flat(r.rejects));
-	ok(strcmp(got, "pos:store12-000123:placed,"
-		       "pos:store12-000123:payment:paid,"
-		       "pos:store12-000124:placed,"
-		       "pos:store12-000124:payment:pending") == 0,
+	ok(strcmp(got, "pos:store12-000123:placed:ae7a36818e2bc433,"
+		       "pos:store12-000123:payment:paid:ae7a36818e2bc433,"
+		       "pos:store12-000124:placed:463e72b6e460b0cc,"
+		       "pos:store12-000124:payment:pending:463e72b6e460b0cc") == 0,
 	   "events per receipt: %s", got);
 	json_t *e = ev_at(&r, 0), *pl = json_object_get(e, "payload");
 	json_t *totals = json_object_get(pl, "totals");
@@ -226,7 +226,7 @@ static void test_sales(void)
 			   json_object_get(ev_at(&r, 2), "payload"), "email")),
 	   "quoted newlines kept; empty quoted and trailing fields empty (%s)",
 	   flat(r.rejects));
-	ok(strcmp(s_of(ev_at(&r, 2), "event_id"), "pos:s1-r2:placed") == 0,
+	ok(strncmp(s_of(ev_at(&r, 2), "event_id"), "pos:s1-r2:placed:", 17) == 0,
 	   "the record after a 3-line record is read");
 	done(&r);
 	run(&r, WB_POS_CSV,
@@ -281,7 +281,8 @@ static void test_errors(void)
 	    "s1,N,1,sale,X,x,1,1.00,USD,,,,2026-01-07T10:00:00Z,,,,,\n"
 	    "s1,O,1,sale,X,\"never closed,1,1.00,USD,,,,2026-01-07,,,,,\n");
 	ids(&r, got, sizeof(got));
-	ok(strcmp(got, "pos:s1-A:placed,pos:s1-A:payment:paid") == 0,
+	ok(strcmp(got, "pos:s1-A:placed:2e6350fa63027576,"
+		       "pos:s1-A:payment:paid:2e6350fa63027576") == 0,
 	   "only the clean receipt A: %s", got);
 	ok(r.bytes_match, "events identical to the codec's");
 	static const char *const want[] = {
@@ -360,12 +361,12 @@ static void test_returns(void)
 	    "store12,000202,1,sale,BAG,Bag,1,3.00,USD,,,,"
 	    "2026-01-08T09:10:00Z,,,000001,,\n");
 	ids(&r, got, sizeof(got));
-	ok(strcmp(got, "pos:store12-000123:return:000200,"
-		       "pos:store12-000123:refund:000200,"
-		       "pos:store12-000201:placed,"
-		       "pos:store12-000201:payment:paid,"
-		       "pos:store12-000201:return:000201,"
-		       "pos:store12-000201:refund:000201") == 0,
+	ok(strcmp(got, "pos:store12-000123:return:000200:295492381f3e6837,"
+		       "pos:store12-000123:refund:000200:295492381f3e6837,"
+		       "pos:store12-000201:placed:463e72b6e460b0cc,"
+		       "pos:store12-000201:payment:paid:463e72b6e460b0cc,"
+		       "pos:store12-000201:return:000201:a8b6bc2c2729c1fc,"
+		       "pos:store12-000201:refund:000201:a8b6bc2c2729c1fc") == 0,
 	   "returns on the original receipt's order: %s", got);
 	ok(r.bytes_match, "events identical to the codec's");
 	json_t *ret = json_object_get(ev_at(&r, 0), "payload");
@@ -433,9 +434,10 @@ static void test_ndjson(void)
 	    "\"USD\",\"occurred_at\":\"2026-01-07T10:00:00Z\","
 	    "\"original_receipt_no\":\"000123\",\"restock\":true}\n");
 	ids(&r, got, sizeof(got));
-	ok(strcmp(got, "pos:store12-000123:placed,"
-		       "pos:store12-000123:payment:paid,"
-		       "pos:s-000123:return:D,pos:s-000123:refund:D") == 0,
+	ok(strcmp(got, "pos:store12-000123:placed:ec4d9dd3429d38f6,"
+		       "pos:store12-000123:payment:paid:ec4d9dd3429d38f6,"
+		       "pos:s-000123:return:D:a188784c56e3f9a5,"
+		       "pos:s-000123:refund:D:a188784c56e3f9a5") == 0,
 	   "NDJSON: receipt 000123 and return D: %s", got);
 	ok(r.bytes_match, "events identical to the codec's");
 	json_t *pl = json_object_get(ev_at(&r, 0), "payload");
@@ -459,6 +461,105 @@ static void test_ndjson(void)
 	done(&r);
 }
 
+/* The event_id of event i of one run of text, into out. */
+static void id_at(const char *text, size_t i, char *out, size_t n,
+		  json_t **payload)
+{
+	struct run r;
+	run(&r, WB_POS_CSV, text);
+	snprintf(out, n, "%s", r.nrejects ? "(rejected)" :
+			       s_of(ev_at(&r, i), "event_id"));
+	if (payload)
+		*payload = json_incref(json_object_get(ev_at(&r, i),
+						       "payload"));
+	done(&r);
+}
+
+#define SALE1 "s1,R1,1,sale,MUG,Mug,2,4.50,EUR,,,,2026-01-07T10:00:00Z,,,,,\n"
+#define SALE2 "s1,R1,2,sale,TEA,Tea,1,3.00,EUR,,,,2026-01-07T10:00:00Z,,,,,\n"
+#define RET1 "s1,X9,1,return,MUG,Mug,1,4.50,EUR,,,,2026-01-08T10:00:00Z,,," \
+	     "R1,1,\n"
+#define RET2 "s1,X9,2,return,TEA,Tea,1,3.00,EUR,,,,2026-01-08T10:00:00Z,,," \
+	     "R1,2,\n"
+
+/* A receipt exported again with another line is a new fact (the ledger
+ * must not drop it as a repeat); the same export again, or its rows in
+ * another order, is the same fact. Till returns alike. */
+static void test_reexport(void)
+{
+	char a[256], a2[256], b[256], b2[256], pa[256], pb[256], t[256];
+	json_t *pl = NULL;
+	id_at(HEADER SALE1, 0, a, sizeof(a), NULL);
+	id_at(HEADER SALE1, 0, a2, sizeof(a2), NULL);
+	id_at(HEADER SALE1 SALE2, 0, b, sizeof(b), &pl);
+	id_at(HEADER SALE2 SALE1, 0, b2, sizeof(b2), NULL);
+	id_at(HEADER SALE1, 1, pa, sizeof(pa), NULL);
+	id_at(HEADER SALE1 SALE2, 1, pb, sizeof(pb), NULL);
+	ok(strncmp(a, "pos:s1-R1:placed:", 17) == 0 && strcmp(a, a2) == 0,
+	   "the same export again: the same OrderPlaced id (%s)", a);
+	ok(strncmp(b, "pos:s1-R1:placed:", 17) == 0 && strcmp(a, b) != 0,
+	   "re-exported with an extra line: a new OrderPlaced id (%s)", b);
+	ok(json_array_size(json_object_get(pl, "lines")) == 2 &&
+		   amount(json_object_get(pl, "totals"), "total") == 1200,
+	   "the new OrderPlaced has both lines and the new total");
+	json_decref(pl);
+	ok(strcmp(b, b2) == 0, "the same lines in another order: the same id");
+	ok(strncmp(pa, "pos:s1-R1:payment:paid:", 23) == 0 && strcmp(pa, pb),
+	   "the payment of the new total is new too (%s, %s)", pa, pb);
+	id_at(HEADER "s1,R1,1,sale,MUG,Big mug,2,4.50,EUR,,,,"
+		     "2026-01-07T10:00:00Z,,,,,\n",
+	      0, t, sizeof(t), NULL);
+	ok(strcmp(t, a) == 0, "only a title changed: the same id");
+	id_at(HEADER "s1,R1,1,sale,MUG,Mug,2,4.40,EUR,,,,"
+		     "2026-01-07T10:00:00Z,,,,,\n",
+	      0, t, sizeof(t), NULL);
+	ok(strcmp(t, a) != 0, "a line repriced: a new id");
+
+	char r1[256], r1b[256], r2[256], f1[256], f2[256];
+	id_at(HEADER RET1, 0, r1, sizeof(r1), NULL);
+	id_at(HEADER RET1, 0, r1b, sizeof(r1b), NULL);
+	id_at(HEADER RET1 RET2, 0, r2, sizeof(r2), NULL);
+	id_at(HEADER RET1, 1, f1, sizeof(f1), NULL);
+	id_at(HEADER RET1 RET2, 1, f2, sizeof(f2), &pl);
+	ok(strncmp(r1, "pos:s1-R1:return:X9:", 20) == 0 && !strcmp(r1, r1b) &&
+		   strncmp(r2, "pos:s1-R1:return:X9:", 20) == 0 &&
+		   strcmp(r1, r2),
+	   "a till return re-exported with another line: a new "
+	   "ReturnReceived id (%s, %s)", r1, r2);
+	ok(strncmp(f1, "pos:s1-R1:refund:X9:", 20) == 0 && strcmp(f1, f2) &&
+		   amount(pl, "amount") == 750 &&
+		   strcmp(s_of(pl, "refund_id"), "X9") == 0,
+	   "and a new RefundIssued of the same refund id, for 7.50 (%s)", f2);
+	json_decref(pl);
+}
+
+/* A line number over the cap is refused for that, not as "not a number". */
+static void test_line_no_cap(void)
+{
+	struct run r;
+	run(&r, WB_POS_CSV,
+	    HEADER
+	    "s1,R1,9007199254740993,sale,MUG,Mug,1,4.50,EUR,,,,"
+	    "2026-01-07T10:00:00Z,,,,,\n"
+	    "s1,R2,0,sale,MUG,Mug,1,4.50,EUR,,,,2026-01-07T10:00:00Z,,,,,\n"
+	    "s1,R3,999999999,sale,MUG,Mug,1,4.50,EUR,,,,"
+	    "2026-01-07T10:00:00Z,,,,,\n"
+	    "s1,X1,1,return,MUG,Mug,1,4.50,EUR,,,,2026-01-08T10:00:00Z,,,"
+	    "R3,1000000000,\n");
+	ok(strstr(r.rejects, "2: line_no: '9007199254740993' is over the cap "
+			     "of 999,999,999") != NULL,
+	   "line_no 9007199254740993: over the cap (%s)", flat(r.rejects));
+	ok(strstr(r.rejects, "3: line_no: '0' is not a whole number from 1 to "
+			     "999,999,999") != NULL,
+	   "line_no 0: not from 1 to 999,999,999");
+	ok(strstr(r.rejects, "5: original_line_no: '1000000000' is over the "
+			     "cap of 999,999,999") != NULL,
+	   "original_line_no 1000000000: over the cap");
+	ok(json_array_size(r.events) == 2 && r.counts.receipts == 1,
+	   "line_no 999999999 is fine");
+	done(&r);
+}
+
 int main(void)
 {
 	json_object_seed(1);
@@ -466,5 +567,7 @@ int main(void)
 	test_errors();
 	test_returns();
 	test_ndjson();
+	test_reexport();
+	test_line_no_cap();
 	return tap_done();
 }

@@ -259,7 +259,7 @@ static void test_fulfillment(const char *file, const char *topic)
 	ok(json_array_size(evs) == 1, "%s: one event (shipment_status is "
 	   "null in the sample)", topic);
 	json_t *f = find(evs, "FulfillmentCreated");
-	is_json(f, "event_id", "\"shopify:820982911946154500:fulfillment:123456\"");
+	is_json(f, "event_id", "\"shopify:820982911946154500:fulfillment:123456:d71e374fd93e8e9a\"");
 	is_json(f, "order_id", "\"shopify:820982911946154500\"");
 	is_json(f, "source_time", "1640995200000");
 	is_json(f, "payload.fulfillment_id", "\"123456\"");
@@ -483,7 +483,7 @@ static void test_exact_ids(void)
 		      &rc, msg, sizeof(msg));
 	ok(rc == WB_OK, "fulfillment named by GIDs only maps (%s)", msg);
 	is_json(json_array_get(evs, 0), "event_id",
-		"\"shopify:820982911946154508:fulfillment:18446744073709551615\"");
+		"\"shopify:820982911946154508:fulfillment:18446744073709551615:2dd71f98eb54c2e3\"");
 	json_t *s = find(evs, "ShipmentStatusChanged");
 	is_json(s, "event_id",
 		"\"shopify:820982911946154508:fulfillment:18446744073709551615"
@@ -585,6 +585,63 @@ static void test_bad_inputs(void)
 		     WB_ESCHEMA, "cancelled fulfillment", "no fact");
 }
 
+/* The FulfillmentCreated event_id that body (a JSON value) gives under
+ * topic, into out ("" when it gives none). */
+static void fulfillment_id_of(const char *topic, json_t *body, char *out,
+			      size_t n)
+{
+	char *text = json_dumps(body, JSON_COMPACT);
+	char msg[512] = "";
+	wb_err rc;
+	json_t *evs = map_str(topic, text, &rc, msg, sizeof(msg));
+	free(text);
+	json_t *f = rc ? NULL : find(evs, "FulfillmentCreated");
+	snprintf(out, n, "%s", f ? str(f, "event_id") : "");
+	if (rc)
+		diag("%s: %s", topic, msg);
+	json_decref(evs);
+}
+
+/* A fulfillment created without tracking and updated with it is two
+ * facts: the update must not be dropped as a repeat of the create. The
+ * same tracking again (a redelivery, the other topic) is the same fact. */
+static void test_fulfillment_tracking(void)
+{
+	size_t len;
+	char *text = slurp(fixtures, "fulfillments_create.json", &len);
+	json_t *with = text ? json_loadb(text, len, 0, NULL) : NULL;
+	free(text);
+	ok(with != NULL, "fulfillment sample loads");
+	if (!with)
+		return;
+	json_t *bare = json_deep_copy(with);
+	json_object_set_new(bare, "tracking_company", json_null());
+	json_object_set_new(bare, "tracking_number", json_null());
+	json_object_set_new(bare, "tracking_numbers", json_array());
+	json_object_set_new(bare, "tracking_url", json_null());
+	json_object_set_new(bare, "tracking_urls", json_array());
+	json_t *other = json_deep_copy(with);
+	json_object_set_new(other, "tracking_numbers",
+			    json_pack("[s]", "1z827wk74631"));
+	char a[256], b[256], b2[256], b3[256], c3[256];
+	fulfillment_id_of("fulfillments/create", bare, a, sizeof(a));
+	fulfillment_id_of("fulfillments/update", with, b, sizeof(b));
+	fulfillment_id_of("fulfillments/update", with, b2, sizeof(b2));
+	fulfillment_id_of("fulfillments/create", with, b3, sizeof(b3));
+	fulfillment_id_of("fulfillments/update", other, c3, sizeof(c3));
+	const char *pre = "shopify:820982911946154500:fulfillment:123456:";
+	ok(strncmp(a, pre, strlen(pre)) == 0 && strncmp(b, pre, strlen(pre)) == 0,
+	   "both ids name the fulfillment (%s, %s)", a, b);
+	ok(*a && strcmp(a, b) != 0,
+	   "tracking added by fulfillments/update: a new event_id");
+	ok(strcmp(b, b2) == 0 && strcmp(b, b3) == 0,
+	   "the same tracking again (redelivery, other topic): the same id");
+	ok(*c3 && strcmp(c3, b) != 0, "another tracking number: a new id");
+	json_decref(bare);
+	json_decref(other);
+	json_decref(with);
+}
+
 /* ---- poll -------------------------------------------------------------------- */
 
 static json_t *map_node(json_t *node, wb_err *rc, char *msg, size_t msglen)
@@ -654,6 +711,31 @@ static void test_poll_agrees(void)
 	}
 	is_json(find(poll, "RefundIssued"), "payload.amount",
 		"{\"amount\":8500,\"currency\":\"USD\"}");
+	json_decref(poll);
+	/* the same fulfillment before it had tracking: the poll's id is the
+	 * webhook's for that state too */
+	json_t *node = json_deep_copy(json_array_get(nodes, 0));
+	json_object_set_new(json_array_get(json_object_get(node, "fulfillments"),
+					   0),
+			    "trackingInfo", json_array());
+	poll = map_node(node, &rc, msg, sizeof(msg));
+	json_decref(node);
+	size_t flen;
+	char *ftext = slurp(fixtures, "fulfillments_create.json", &flen);
+	json_t *bare = ftext ? json_loadb(ftext, flen, 0, NULL) : NULL;
+	free(ftext);
+	json_object_set_new(bare, "tracking_company", json_null());
+	json_object_set_new(bare, "tracking_number", json_null());
+	json_object_set_new(bare, "tracking_numbers", json_array());
+	json_object_set_new(bare, "tracking_url", json_null());
+	json_object_set_new(bare, "tracking_urls", json_array());
+	char want[256];
+	fulfillment_id_of("fulfillments/create", bare, want, sizeof(want));
+	json_decref(bare);
+	json_t *pf = find(poll, "FulfillmentCreated");
+	ok(rc == WB_OK && pf && *want && strcmp(str(pf, "event_id"), want) == 0,
+	   "poll of the fulfillment without tracking: the webhook's id (%s)",
+	   pf ? str(pf, "event_id") : "none");
 	json_decref(poll);
 	/* node 2 carries the return of returns_request.json, still requested */
 	poll = map_node(json_array_get(nodes, 1), &rc, msg, sizeof(msg));
@@ -922,6 +1004,7 @@ int main(int argc, char **argv)
 	test_orders_updated("orders_cancelled.json", "orders/cancelled");
 	test_fulfillment("fulfillments_create.json", "fulfillments/create");
 	test_fulfillment("fulfillments_update.json", "fulfillments/update");
+	test_fulfillment_tracking();
 	test_refund();
 	test_returns();
 	test_multi_event();
