@@ -2406,12 +2406,12 @@ static bool rd_header(struct rd *d, const char **m, uint32_t *mn)
 {
 	if (rd_u8(d) != REC_MAGIC0 || rd_u8(d) != REC_MAGIC1)
 		return false;
-	bool has = rd_u8(d) == 1;
+	uint8_t has = rd_u8(d);
 	*m = NULL;
 	*mn = 0;
-	if (has)
+	if (has == 1)
 		*m = rd_bytes(d, mn);
-	return !d->bad;
+	return !d->bad && has <= 1;
 }
 
 bool wb_record_merchant(const uint8_t *rec, size_t len, const char **m,
@@ -2456,8 +2456,12 @@ wb_err wb_order_load(struct wb_order *o, uint8_t *rec, size_t len, bool own)
 	uint32_t mn;
 	if (!rd_header(&d, &m, &mn))
 		goto bad;
-	rd_long(&d);
+	int64_t part = rd_long(&d);
 	rd_fields(&d, o, head_fd, NF(head_fd));
+	/* queries trust the header's merchant (and the answer cache its
+	 * partition) without decoding the rest: both must be the view's */
+	if (m ? !v_eq(&o->merchant, m, mn) : o->merchant.t == V_STR)
+		goto bad;
 	o->lines = rd_val(&d);
 	o->snap_fstatus = rd_val(&d);
 	rd_fields(&d, o, order_fd, NF(order_fd));
@@ -2498,7 +2502,7 @@ wb_err wb_order_load(struct wb_order *o, uint8_t *rec, size_t len, bool own)
 		o->tset[f] = true;
 		o->tv[f] = rd_long(&d);
 	}
-	if (d.bad || d.r.p != d.r.end)
+	if (d.bad || d.r.p != d.r.end || part != v_int(&o->partition, -1))
 		goto bad;
 	/* the lines' item spans must lie inside the lines' text */
 	for (uint32_t i = 0; i < o->line_items.n; i++) {

@@ -92,7 +92,9 @@ struct oent {
 struct omap {
 	struct oent **b;
 	size_t nb, n;
-	struct oent lru; /* sentinel: next = most recent */
+	/* LRU sentinel: next = most recent. On the heap, since an oent ends
+	 * in a flexible array (ISO C allows it only at a struct's end). */
+	struct oent *lru;
 };
 
 /* An order the current batch touched. */
@@ -243,7 +245,8 @@ static void omap_init(struct omap *m)
 {
 	m->nb = 1024;
 	m->b = wb_xcalloc(m->nb, sizeof(*m->b));
-	m->lru.next = m->lru.prev = &m->lru;
+	m->lru = wb_xcalloc(1, sizeof(*m->lru));
+	m->lru->next = m->lru->prev = m->lru;
 }
 
 static void lru_unlink(struct oent *e)
@@ -254,10 +257,10 @@ static void lru_unlink(struct oent *e)
 
 static void lru_front(struct omap *m, struct oent *e)
 {
-	e->next = m->lru.next;
-	e->prev = &m->lru;
-	m->lru.next->prev = e;
-	m->lru.next = e;
+	e->next = m->lru->next;
+	e->prev = m->lru;
+	m->lru->next->prev = e;
+	m->lru->next = e;
 }
 
 static struct oent *omap_find(struct omap *m, const char *k, size_t n,
@@ -313,8 +316,8 @@ static void omap_del(struct omap *m, struct oent *e)
 
 static void omap_clear(struct omap *m)
 {
-	while (m->lru.next != &m->lru)
-		omap_del(m, m->lru.next);
+	while (m->lru->next != m->lru)
+		omap_del(m, m->lru->next);
 }
 
 static void omap_finish(struct omap *m)
@@ -324,14 +327,16 @@ static void omap_finish(struct omap *m)
 	omap_clear(m);
 	free(m->b);
 	m->b = NULL;
+	free(m->lru);
+	m->lru = NULL;
 }
 
 /* Evicts the least recently used committed views beyond max. */
 static void omap_trim(struct omap *m, size_t max)
 {
-	while (m->n > max && m->lru.prev != &m->lru &&
-	       m->lru.prev->touched < 0)
-		omap_del(m, m->lru.prev);
+	while (m->n > max && m->lru->prev != m->lru &&
+	       m->lru->prev->touched < 0)
+		omap_del(m, m->lru->prev);
 }
 /* Partition p's record; grows nparts (callers hold mu, or are the only
  * thread, as at open). */
