@@ -18,6 +18,12 @@
  * and fulfillments accumulate (by id), an action's outcome
  * (succeeded/failed/rejected) is never replaced by "requested".
  *
+ * Merchant rule: a view belongs to the merchant of its first entry. A
+ * later entry of the same order id naming another merchant (ledgers
+ * written before the ledger refused them may hold such entries) changes
+ * nothing, not even the version; wb_fold_info.foreign says so, and the
+ * store logs it, counts it and keeps it out of the timeline.
+ *
  * Representation (projector_internal.h): an entry is decoded from its Avro
  * (or JSON) into a flat node tree where every node knows the compact JSON
  * text it renders to; a view is a struct whose fields are strings,
@@ -1409,6 +1415,15 @@ static void on_action(struct fold *c, const char *status)
 	a->updated_at = vint(c->t);
 }
 
+/* Whether the entry's merchant m is the view's: the same string, or
+ * neither a string. */
+static bool same_merchant(const struct wb_order *o, const struct jn *m)
+{
+	if (!m || m->t != J_STR)
+		return o->merchant.t != V_STR;
+	return v_eq(&o->merchant, m->s, m->sn);
+}
+
 static bool type_is(const struct jn *t, const char *s)
 {
 	return n_is(t, s);
@@ -1421,7 +1436,7 @@ wb_err wb_order_apply(struct wb_order *o, const struct wb_event *ev,
 	struct wb_fold_info dummy;
 	if (!info)
 		info = &dummy;
-	info->stale = false;
+	info->stale = info->foreign = false;
 	const struct jn *root = N(ev, ev->root);
 	const struct jn *type = child(ev, root, "type");
 	const struct jn *oid = child(ev, root, "order_id");
@@ -1440,6 +1455,11 @@ wb_err wb_order_apply(struct wb_order *o, const struct wb_event *ev,
 			       o->order_id.t == V_STR ? (int)o->order_id.n : 6,
 			       o->order_id.t == V_STR ? o->order_id.p
 						      : "(null)");
+	if (o->exists && !same_merchant(o, child(ev, root, "merchant"))) {
+		/* one merchant's event never changes another's order */
+		info->foreign = true;
+		return WB_OK;
+	}
 	struct fold c = {o, ev, root, p, a, st->i, false};
 	if (!o->exists)
 		new_view(&c);

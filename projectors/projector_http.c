@@ -788,6 +788,12 @@ static enum MHD_Result answer_metrics(wb_projector_http *h,
 		       "applied.");
 	wb_prom_sample(&b, "waybill_projector_entries_skipped_total", NULL,
 		       (double)st.skipped);
+	wb_prom_family(&b, "waybill_projector_entries_foreign_total",
+		       "counter",
+		       "Ledger entries not applied because they name another "
+		       "merchant than their order.");
+	wb_prom_sample(&b, "waybill_projector_entries_foreign_total", NULL,
+		       (double)st.foreign);
 	wb_prom_family(&b, "waybill_projector_commits_total", "counter",
 		       "Batches committed to the read-model store.");
 	wb_prom_sample(&b, "waybill_projector_commits_total", NULL,

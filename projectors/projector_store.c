@@ -110,7 +110,7 @@ struct lane {
 	rocksdb_writebatch_t *wb;
 	struct touched *touched;
 	size_t ntouched, captouched;
-	uint64_t batch_applied, batch_skipped;
+	uint64_t batch_applied, batch_skipped, batch_foreign;
 	int64_t batch_us;
 	struct omap orders;       /* order_id -> view */
 	struct wb_event *ev;      /* the entry being applied */
@@ -726,7 +726,7 @@ static void batch_reset(wb_views *v, int lane, bool committed)
 		l->ntouched = 0;
 	touched_clear(l);
 	wb_arena_reset(&l->arena);
-	l->batch_applied = l->batch_skipped = 0;
+	l->batch_applied = l->batch_skipped = l->batch_foreign = 0;
 	l->batch_us = 0;
 	pthread_mutex_lock(&v->mu);
 	int32_t np = v->nparts;
@@ -836,6 +836,68 @@ static struct touched *touch(wb_views *v, struct lane *l, const char *oid,
 	return t;
 }
 
+/* An entry of another merchant than its order's (the fold left the view
+ * alone): logged and counted, kept out of the timeline (which the
+ * order's merchant reads), and the order is not rewritten or published
+ * again unless another entry of the batch changed it. */
+static void foreign_entry(struct lane *l, const struct wb_entry *e,
+			  struct touched *t, bool touched_now)
+{
+	size_t mn = 0, en = 0;
+	const char *m = wb_order_merchant(t->e->o, &mn);
+	const char *em = wb_event_str(l->ev, "merchant", &en);
+	char mine[256], theirs[256]; /* NUL-terminated, for wb_log_q */
+	snprintf(mine, sizeof(mine), "%.*s", m ? (int)mn : 0, m ? m : "");
+	snprintf(theirs, sizeof(theirs), "%.*s", em ? (int)en : 0,
+		 em ? em : "");
+	wb_log(WB_LOG_WARN, "foreign_entry",
+	       "partition=%d seq=%lld order_id=%s merchant=%s "
+	       "entry_merchant=%s reason=\"the entry names another "
+	       "merchant than its order; not applied\"",
+	       e->partition, (long long)e->seq, wb_log_q(t->e->key),
+	       wb_log_q(mine), wb_log_q(theirs));
+	l->batch_foreign++;
+	if (touched_now) {
+		wb_buf_finish(&t->orig_lookups);
+		t->e->touched = -1;
+		l->ntouched--;
+	}
+}
+
+/* The timeline record of the entry just folded into t's order. */
+static void put_timeline(wb_views *v, struct lane *l, const char *oid,
+			 size_t on, const struct wb_entry *e,
+			 const struct wb_fold_info *info, struct touched *t)
+{
+	size_t tn;
+	const char *type = wb_event_str(l->ev, "type", &tn);
+	if (type && tn >= 6 && memcmp(type, "Return", 6) == 0)
+		t->returns_dirty = true;
+	wb_buf_reset(&l->scratch);
+	wb_event_timeline(&l->scratch, l->ev, info);
+	hkey(&l->key, oid, on);
+	wb_buf_putc(&l->key, 0);
+	wb_buf_reserve(&l->key, 8);
+	be64(l->key.data + l->key.len, (uint64_t)e->version);
+	l->key.len += 8;
+	rocksdb_writebatch_put_cf(l->wb, v->cf[CF_TIMELINE],
+				  (const char *)l->key.data, l->key.len,
+				  (const char *)l->scratch.data, l->scratch.len);
+}
+
+/* The partition's checkpoint and freshness move past the entry. */
+static void advance_part(struct lane *l, struct part *pt,
+			 const struct wb_entry *e)
+{
+	int64_t st = wb_event_int(l->ev, "source_time", 0);
+	pt->staged = e->seq;
+	pt->dirty = true;
+	if (e->recorded_at > pt->staged_recorded_at)
+		pt->staged_recorded_at = e->recorded_at;
+	if (st > pt->staged_source_time)
+		pt->staged_source_time = st;
+}
+
 wb_err wb_views_lane_apply(wb_views *v, int lane, const uint8_t *entry,
 			   size_t len, bool *skipped, char *msg, size_t msglen)
 {
@@ -879,6 +941,7 @@ wb_err wb_views_lane_apply(wb_views *v, int lane, const uint8_t *entry,
 			       e.partition, (long long)e.seq, dmsg);
 	size_t on;
 	const char *oid = wb_event_str(l->ev, "order_id", &on);
+	size_t was_touched = l->ntouched;
 	struct touched *t =
 		oid ? touch(v, l, oid, on, msg, msglen, &rc) : NULL;
 	if (!t)
@@ -889,31 +952,13 @@ wb_err wb_views_lane_apply(wb_views *v, int lane, const uint8_t *entry,
 	rc = wb_order_apply(t->e->o, l->ev, &l->arena, &info, msg, msglen);
 	if (rc)
 		return rc;
-	size_t tn;
-	const char *type = wb_event_str(l->ev, "type", &tn);
-	if (type && tn >= 6 && memcmp(type, "Return", 6) == 0)
-		t->returns_dirty = true;
-
-	/* the timeline record */
-	wb_buf_reset(&l->scratch);
-	wb_event_timeline(&l->scratch, l->ev, &info);
-	hkey(&l->key, oid, on);
-	wb_buf_putc(&l->key, 0);
-	wb_buf_reserve(&l->key, 8);
-	be64(l->key.data + l->key.len, (uint64_t)e.version);
-	l->key.len += 8;
-	rocksdb_writebatch_put_cf(l->wb, v->cf[CF_TIMELINE],
-				  (const char *)l->key.data, l->key.len,
-				  (const char *)l->scratch.data, l->scratch.len);
-
-	int64_t st = wb_event_int(l->ev, "source_time", 0);
-	pt->staged = e.seq;
-	pt->dirty = true;
-	if (e.recorded_at > pt->staged_recorded_at)
-		pt->staged_recorded_at = e.recorded_at;
-	if (st > pt->staged_source_time)
-		pt->staged_source_time = st;
-	l->batch_applied++;
+	if (info.foreign)
+		foreign_entry(l, &e, t, was_touched < l->ntouched);
+	else {
+		put_timeline(v, l, oid, on, &e, &info, t);
+		l->batch_applied++;
+	}
+	advance_part(l, pt, &e);
 	l->batch_us += wb_mono_us() - t0;
 	return WB_OK;
 }
@@ -1116,6 +1161,7 @@ static wb_err lane_commit(wb_views *v, int lane,
 	}
 	v->stats.applied += l->batch_applied;
 	v->stats.skipped += l->batch_skipped;
+	v->stats.foreign += l->batch_foreign;
 	v->stats.commits++;
 	v->stats.orders_written += l->ntouched;
 	v->stats.apply_us += l->batch_us + (wb_mono_us() - t0);
