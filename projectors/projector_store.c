@@ -130,6 +130,7 @@ struct wb_views {
 
 	int default_window;
 	json_t *windows; /* merchant -> days */
+	int64_t clock_ms; /* answers' time; 0 = the real clock */
 
 	/* guarded by mu: what queries and other threads see (the array has
 	 * room for WB_VIEWS_MAX_PARTITIONS and never moves; each partition's
@@ -462,6 +463,7 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 	for (int32_t i = 0; i < WB_VIEWS_MAX_PARTITIONS; i++)
 		v->parts[i] = (struct part){.offset = -1, .staged_offset = -1,
 					    .lag = -1};
+	v->clock_ms = o->clock_ms;
 	v->default_window = o->return_window_days == 0
 				    ? WB_DEFAULT_RETURN_WINDOW_DAYS
 				    : o->return_window_days;
@@ -1434,7 +1436,8 @@ wb_err wb_views_order_json(wb_views *v, const char *merchant,
 		const uint8_t *rec = slice_data(s, &len);
 		if (partition)
 			*partition = wb_record_partition(rec, len);
-		wb_order_present_write(o, wb_now_ms(),
+		wb_order_present_write(o, v->clock_ms ? v->clock_ms
+						       : wb_now_ms(),
 				       wb_views_return_window(v, merchant),
 				       out);
 	}

@@ -78,6 +78,9 @@ struct wb_views_options {
 	const char *return_windows;
 	bool sync;            /* CHANGED: added. fsync each commit */
 	int lanes;            /* CHANGED: added. apply threads (0 = 1) */
+	/* CHANGED: added. The time (epoch ms) answers are presented at,
+	 * for tests and audits; 0 = the real clock. */
+	int64_t clock_ms;
 };
 
 /* CHANGED: added. Limits of a store. */

@@ -702,6 +702,56 @@ static void test_foreign_merchant(void)
 	memcpy(dir, saved, sizeof(dir));
 }
 
+/* projector.clock.ms: answers are presented at the configured time
+ * (eligibility depends on it), the real clock when 0. */
+static void test_clock(void)
+{
+	char saved[sizeof(dir)];
+	memcpy(saved, dir, sizeof(dir));
+	snprintf(dir, sizeof(dir), "/tmp/wb-test-projector-clock-%d",
+		 getpid());
+	wb_views_destroy(dir, NULL, 0);
+	const char *oid = "pos:clock-1"; /* a till sale: delivered when placed */
+	int64_t clocks[] = {T0 + 10 * 86400000LL, 0};
+	for (int i = 0; i < 2; i++) {
+		struct wb_views_options o = {.dir = dir, .clock_ms = clocks[i]};
+		wb_views *v = NULL;
+		char msg[256];
+		if (wb_views_open(&o, &v, msg, sizeof(msg))) {
+			ok(0, "clock: open: %s", msg);
+			return;
+		}
+		if (i == 0)
+			ok(apply(v, 7, 0, "m1", oid, "OrderPlaced", T0,
+				 placed("#C1", "c@example.com"),
+				 NULL) == WB_OK &&
+				   commit(v) == WB_OK,
+			   "clock: a POS sale placed at T0");
+		json_t *a = NULL;
+		wb_views_order(v, "m1", oid, &a);
+		json_t *r = json_object_get(
+			json_object_get(a, "eligibility"), "can_return");
+		if (i == 0)
+			ok(json_is_true(json_object_get(r, "allowed")) &&
+				   strcmp(str(r, "reason"),
+					  "within_return_window") == 0 &&
+				   json_integer_value(json_object_get(
+					   r, "window_ends_at")) ==
+					   T0 + 30 * 86400000LL,
+			   "clock T0+10d: can_return allowed, the window "
+			   "ends at T0+30d");
+		else
+			ok(json_is_false(json_object_get(r, "allowed")) &&
+				   strcmp(str(r, "reason"),
+					  "return_window_expired") == 0,
+			   "clock 0 (now, long after T0+30d): expired");
+		json_decref(a);
+		wb_views_close(v);
+	}
+	wb_views_destroy(dir, NULL, 0);
+	memcpy(dir, saved, sizeof(dir));
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/wb-test-projector-store-%d", getpid());
@@ -713,6 +763,7 @@ int main(void)
 	test_lanes();
 	test_format();
 	test_foreign_merchant();
+	test_clock();
 	char msg[256];
 	ok(wb_views_destroy(dir, msg, sizeof(msg)) == WB_OK, "destroy the store");
 	json_decref(versions);
