@@ -1618,6 +1618,16 @@ void wb_order_view_write(const struct wb_order *o, wb_buf *b)
 
 #define DAY_MS (24LL * 3600 * 1000)
 
+/* a + b, held at the int64 range: channel numbers (amounts, quantities,
+ * times) are any long, and their sums must not overflow */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+	int64_t r;
+	if (__builtin_add_overflow(a, b, &r))
+		return b > 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
 static bool key_eq(const struct item *a, const struct item *b)
 {
 	return a->has_key && b->has_key && a->kn == b->kn &&
@@ -1630,7 +1640,7 @@ static int64_t qty_of(const struct items *its, const struct item *l)
 	int64_t n = 0;
 	for (uint32_t i = 0; i < its->n; i++)
 		if (key_eq(&its->v[i], l))
-			n += its->v[i].qty;
+			n = sat_add(n, its->v[i].qty);
 	return n;
 }
 
@@ -1657,7 +1667,8 @@ static int fulfillment_rank_of(const struct wb_order *o)
 			const struct item *l = &o->line_items.v[i];
 			int64_t done = 0;
 			for (uint32_t j = 0; j < o->n_fuls; j++)
-				done += qty_of(&o->fuls[j].items, l);
+				done = sat_add(done,
+					       qty_of(&o->fuls[j].items, l));
 			if (done < l->qty)
 				all = false;
 		}
@@ -1682,7 +1693,7 @@ static bool fully_refunded(const struct wb_order *o)
 		const struct money *m = &o->refunds[i].money;
 		if (m->has_cur && m->curn == t->curn &&
 		    memcmp(m->cur, t->cur, t->curn) == 0)
-			sum += m->amount;
+			sum = sat_add(sum, m->amount);
 	}
 	return sum >= t->amount;
 }
@@ -1834,9 +1845,9 @@ static void present_lines(wb_buf *b, const struct wb_order *o)
 		}
 		int64_t done = 0, back = 0;
 		for (uint32_t j = 0; j < o->n_fuls; j++)
-			done += qty_of(&o->fuls[j].items, l);
+			done = sat_add(done, qty_of(&o->fuls[j].items, l));
 		for (uint32_t j = 0; j < o->n_refunds; j++)
-			back += qty_of(&o->refunds[j].items, l);
+			back = sat_add(back, qty_of(&o->refunds[j].items, l));
 		out_n(b, txt, l->len - 1); /* without its '}' */
 		if (l->len > 2)
 			out_c(b, ',');
@@ -1869,7 +1880,7 @@ static void present_refunded(wb_buf *b, const struct wb_order *o)
 			by[n] = m;
 			sum[n++] = 0;
 		}
-		sum[k] += m->amount;
+		sum[k] = sat_add(sum[k], m->amount);
 	}
 	for (uint32_t a = 1; a < n; a++) /* few currencies: insertion sort */
 		for (uint32_t c = a; c > 0; c--) {
@@ -1977,6 +1988,7 @@ void wb_order_present_write(const struct wb_order *o, int64_t now_ms,
 		if (return_open(&o->rets[i]))
 			open_return = true;
 	int days = return_window_days;
+	int64_t window_end = sat_add(deliv, (int64_t)days * DAY_MS);
 	if (cancelled)
 		verdict(b, "can_return", false, "order_cancelled", true);
 	else if (days <= 0)
@@ -1989,7 +2001,7 @@ void wb_order_present_write(const struct wb_order *o, int64_t now_ms,
 		verdict(b, "can_return", false, "return_in_progress", true);
 	else if (pending(o, "request_return"))
 		verdict(b, "can_return", false, "return_pending", true);
-	else if (now_ms > deliv + (int64_t)days * DAY_MS)
+	else if (now_ms > window_end)
 		verdict(b, "can_return", false, "return_window_expired", true);
 	else
 		verdict(b, "can_return", true, "within_return_window", true);
@@ -1997,7 +2009,7 @@ void wb_order_present_write(const struct wb_order *o, int64_t now_ms,
 	wb_json_put_int(b, days > 0 ? days : 0);
 	OUT(b, ",\"window_ends_at\":");
 	if (deliv >= 0 && days > 0)
-		wb_json_put_int(b, deliv + (int64_t)days * DAY_MS);
+		wb_json_put_int(b, window_end);
 	else
 		OUT(b, "null");
 	OUT(b, "}},\"delivered_at\":");

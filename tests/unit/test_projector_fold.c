@@ -803,6 +803,37 @@ static void test_foreign_merchant(void)
 	json_decref(v);
 }
 
+/* Channel numbers at the ends of int64 (a delivery time, amounts,
+ * quantities): the sums and the window's end saturate instead of
+ * overflowing (undefined behaviour, found by UBSan in the fuzz build). */
+static void test_int64_edges(void)
+{
+	json_t *v = placed_order();
+	fold(&v, "FulfillmentCreated", T0 + DAY,
+	     "{\"fulfillment_id\":\"F1\",\"lines\":[{\"line_id\":\"L1\","
+	     "\"sku\":\"A\",\"quantity\":9223372036854775807},{\"line_id\":"
+	     "\"L1\",\"sku\":\"A\",\"quantity\":9223372036854775807}],"
+	     "\"carrier\":\"UPS\",\"tracking_numbers\":[\"1Z999\"],"
+	     "\"tracking_urls\":[]}");
+	fold(&v, "ShipmentStatusChanged", T0 + 2 * DAY,
+	     ship("delivered", INT64_MAX - 1, "x"));
+	for (int i = 0; i < 2; i++)
+		fold(&v, "RefundIssued", T0 + 3 * DAY + i,
+		     i ? "{\"refund_id\":\"RF2\",\"amount\":{\"amount\":"
+			 "9223372036854775807,\"currency\":\"USD\"},\"lines\":"
+			 "[],\"restock\":false,\"reason\":null}"
+		       : "{\"refund_id\":\"RF1\",\"amount\":{\"amount\":"
+			 "9223372036854775807,\"currency\":\"USD\"},\"lines\":"
+			 "[],\"restock\":false,\"reason\":null}");
+	json_t *p = present(v, T0 + 4 * DAY, 30);
+	is(p, "delivered_at", "9223372036854775806");
+	is(p, "eligibility.can_return.window_ends_at", "9223372036854775807");
+	is(p, "lines.0.fulfilled_quantity", "9223372036854775807");
+	is(p, "refunded.0.amount", "9223372036854775807");
+	json_decref(p);
+	json_decref(v);
+}
+
 int main(int argc, char **argv)
 {
 	test_placed_and_updates();
@@ -814,6 +845,7 @@ int main(int argc, char **argv)
 	test_timeline_lookups_status();
 	test_windows();
 	test_foreign_merchant();
+	test_int64_edges();
 	test_json_writer();
 	test_every_type(argc > 1 ? argv[1] : "schemas");
 	return tap_done();
