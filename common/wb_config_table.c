@@ -265,6 +265,9 @@ const struct wb_config_prop wb_config_props[] = {
 	{"projector.return.window.merchants", NULL, PRJ | CLI, 0, NULL,
 	 "Per-merchant return windows overriding the default: "
 	 "'merchant=days,merchant=days' (days 0 or -1: no returns)."},
+	{"projector.clock.ms", "0", PRJ, 0, NULL,
+	 "For tests and audits: the time (epoch ms) every answer's "
+	 "eligibility is computed at, instead of the real clock (0)."},
 	{"projector.rebuild.ledger.dir", NULL, PRJ, 0, NULL,
 	 "--rebuild: read entries from this ledger data dir or backup "
 	 "(read-only) before Kafka (also --ledger-dir)."},

@@ -105,7 +105,7 @@ schemas["OrdersAnswer"] = obj(p, required=envreq + ["orders", "has_more"], descr
 schemas["TimelineAnswer"] = answer("timeline", arr(ref("TimelineEntry")), "Every event of the order in version order.")
 schemas["ReturnsAnswer"] = answer("returns", arr(ref("ReturnOfOrder")), "The order's returns.")
 schemas["ReturnAnswer"] = answer("return", ref("ReturnOfOrder"), "One return.")
-error_codes = ["not_found","bad_id","bad_parameter","unknown_parameter","uri_too_long","unauthorized","forbidden","rate_limited","method_not_allowed","bad_json","body_too_large","not_implemented","internal"]
+error_codes = ["not_found","bad_request","bad_id","bad_parameter","unknown_parameter","uri_too_long","unauthorized","forbidden","rate_limited","method_not_allowed","bad_json","body_too_large","not_implemented","internal"]
 pe = O([("error", {"enum": error_codes}), ("message", S())]); pe.update(env)
 schemas["Error"] = obj(pe, required=["error","message"],
     description="Every error. Errors to authorized /v1 data requests (400, 404, 413, 500, 501) also carry position and freshness, as every data answer does; 401, 403 and 429 do not. A missing order and another merchant's order get the same answer.")
@@ -126,7 +126,7 @@ def jr(schema, desc, headers=None):
     if headers: r["headers"] = {h: {"$ref": "#/components/headers/" + h} for h in headers}
     return r
 R = O()
-R["BadRequest"] = jr("Error", "Bad id (not percent-encoded UTF-8, control characters, over 256 bytes), unknown, repeated or malformed query parameter, or bad JSON body.")
+R["BadRequest"] = jr("Error", "More than one Authorization header (bad_request, checked before the token; no position), bad id (not percent-encoded UTF-8, control characters, over 256 bytes), unknown, repeated or malformed query parameter, or bad JSON body.")
 R["Unauthorized"] = jr("Error", "No bearer token, or not a valid one.", ["WWW-Authenticate"])
 R["Forbidden"] = jr("Error", "The token lacks the scope the route needs.", ["WWW-Authenticate"])
 R["NotFound"] = jr("Error", "No such order or return for this token's merchant: another merchant's id gets exactly this answer. Also unknown routes.", ["Waybill-Position"])

@@ -18,6 +18,12 @@
  * and fulfillments accumulate (by id), an action's outcome
  * (succeeded/failed/rejected) is never replaced by "requested".
  *
+ * Merchant rule: a view belongs to the merchant of its first entry. A
+ * later entry of the same order id naming another merchant (ledgers
+ * written before the ledger refused them may hold such entries) changes
+ * nothing, not even the version; wb_fold_info.foreign says so, and the
+ * store logs it, counts it and keeps it out of the timeline.
+ *
  * Representation (projector_internal.h): an entry is decoded from its Avro
  * (or JSON) into a flat node tree where every node knows the compact JSON
  * text it renders to; a view is a struct whose fields are strings,
@@ -1409,6 +1415,15 @@ static void on_action(struct fold *c, const char *status)
 	a->updated_at = vint(c->t);
 }
 
+/* Whether the entry's merchant m is the view's: the same string, or
+ * neither a string. */
+static bool same_merchant(const struct wb_order *o, const struct jn *m)
+{
+	if (!m || m->t != J_STR)
+		return o->merchant.t != V_STR;
+	return v_eq(&o->merchant, m->s, m->sn);
+}
+
 static bool type_is(const struct jn *t, const char *s)
 {
 	return n_is(t, s);
@@ -1421,7 +1436,7 @@ wb_err wb_order_apply(struct wb_order *o, const struct wb_event *ev,
 	struct wb_fold_info dummy;
 	if (!info)
 		info = &dummy;
-	info->stale = false;
+	info->stale = info->foreign = false;
 	const struct jn *root = N(ev, ev->root);
 	const struct jn *type = child(ev, root, "type");
 	const struct jn *oid = child(ev, root, "order_id");
@@ -1440,6 +1455,11 @@ wb_err wb_order_apply(struct wb_order *o, const struct wb_event *ev,
 			       o->order_id.t == V_STR ? (int)o->order_id.n : 6,
 			       o->order_id.t == V_STR ? o->order_id.p
 						      : "(null)");
+	if (o->exists && !same_merchant(o, child(ev, root, "merchant"))) {
+		/* one merchant's event never changes another's order */
+		info->foreign = true;
+		return WB_OK;
+	}
 	struct fold c = {o, ev, root, p, a, st->i, false};
 	if (!o->exists)
 		new_view(&c);
@@ -1598,6 +1618,16 @@ void wb_order_view_write(const struct wb_order *o, wb_buf *b)
 
 #define DAY_MS (24LL * 3600 * 1000)
 
+/* a + b, held at the int64 range: channel numbers (amounts, quantities,
+ * times) are any long, and their sums must not overflow */
+static int64_t sat_add(int64_t a, int64_t b)
+{
+	int64_t r;
+	if (__builtin_add_overflow(a, b, &r))
+		return b > 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
 static bool key_eq(const struct item *a, const struct item *b)
 {
 	return a->has_key && b->has_key && a->kn == b->kn &&
@@ -1610,7 +1640,7 @@ static int64_t qty_of(const struct items *its, const struct item *l)
 	int64_t n = 0;
 	for (uint32_t i = 0; i < its->n; i++)
 		if (key_eq(&its->v[i], l))
-			n += its->v[i].qty;
+			n = sat_add(n, its->v[i].qty);
 	return n;
 }
 
@@ -1637,7 +1667,8 @@ static int fulfillment_rank_of(const struct wb_order *o)
 			const struct item *l = &o->line_items.v[i];
 			int64_t done = 0;
 			for (uint32_t j = 0; j < o->n_fuls; j++)
-				done += qty_of(&o->fuls[j].items, l);
+				done = sat_add(done,
+					       qty_of(&o->fuls[j].items, l));
 			if (done < l->qty)
 				all = false;
 		}
@@ -1662,7 +1693,7 @@ static bool fully_refunded(const struct wb_order *o)
 		const struct money *m = &o->refunds[i].money;
 		if (m->has_cur && m->curn == t->curn &&
 		    memcmp(m->cur, t->cur, t->curn) == 0)
-			sum += m->amount;
+			sum = sat_add(sum, m->amount);
 	}
 	return sum >= t->amount;
 }
@@ -1814,9 +1845,9 @@ static void present_lines(wb_buf *b, const struct wb_order *o)
 		}
 		int64_t done = 0, back = 0;
 		for (uint32_t j = 0; j < o->n_fuls; j++)
-			done += qty_of(&o->fuls[j].items, l);
+			done = sat_add(done, qty_of(&o->fuls[j].items, l));
 		for (uint32_t j = 0; j < o->n_refunds; j++)
-			back += qty_of(&o->refunds[j].items, l);
+			back = sat_add(back, qty_of(&o->refunds[j].items, l));
 		out_n(b, txt, l->len - 1); /* without its '}' */
 		if (l->len > 2)
 			out_c(b, ',');
@@ -1849,7 +1880,7 @@ static void present_refunded(wb_buf *b, const struct wb_order *o)
 			by[n] = m;
 			sum[n++] = 0;
 		}
-		sum[k] += m->amount;
+		sum[k] = sat_add(sum[k], m->amount);
 	}
 	for (uint32_t a = 1; a < n; a++) /* few currencies: insertion sort */
 		for (uint32_t c = a; c > 0; c--) {
@@ -1957,6 +1988,7 @@ void wb_order_present_write(const struct wb_order *o, int64_t now_ms,
 		if (return_open(&o->rets[i]))
 			open_return = true;
 	int days = return_window_days;
+	int64_t window_end = sat_add(deliv, (int64_t)days * DAY_MS);
 	if (cancelled)
 		verdict(b, "can_return", false, "order_cancelled", true);
 	else if (days <= 0)
@@ -1969,7 +2001,7 @@ void wb_order_present_write(const struct wb_order *o, int64_t now_ms,
 		verdict(b, "can_return", false, "return_in_progress", true);
 	else if (pending(o, "request_return"))
 		verdict(b, "can_return", false, "return_pending", true);
-	else if (now_ms > deliv + (int64_t)days * DAY_MS)
+	else if (now_ms > window_end)
 		verdict(b, "can_return", false, "return_window_expired", true);
 	else
 		verdict(b, "can_return", true, "within_return_window", true);
@@ -1977,7 +2009,7 @@ void wb_order_present_write(const struct wb_order *o, int64_t now_ms,
 	wb_json_put_int(b, days > 0 ? days : 0);
 	OUT(b, ",\"window_ends_at\":");
 	if (deliv >= 0 && days > 0)
-		wb_json_put_int(b, deliv + (int64_t)days * DAY_MS);
+		wb_json_put_int(b, window_end);
 	else
 		OUT(b, "null");
 	OUT(b, "}},\"delivered_at\":");
@@ -2406,12 +2438,12 @@ static bool rd_header(struct rd *d, const char **m, uint32_t *mn)
 {
 	if (rd_u8(d) != REC_MAGIC0 || rd_u8(d) != REC_MAGIC1)
 		return false;
-	bool has = rd_u8(d) == 1;
+	uint8_t has = rd_u8(d);
 	*m = NULL;
 	*mn = 0;
-	if (has)
+	if (has == 1)
 		*m = rd_bytes(d, mn);
-	return !d->bad;
+	return !d->bad && has <= 1;
 }
 
 bool wb_record_merchant(const uint8_t *rec, size_t len, const char **m,
@@ -2456,8 +2488,12 @@ wb_err wb_order_load(struct wb_order *o, uint8_t *rec, size_t len, bool own)
 	uint32_t mn;
 	if (!rd_header(&d, &m, &mn))
 		goto bad;
-	rd_long(&d);
+	int64_t part = rd_long(&d);
 	rd_fields(&d, o, head_fd, NF(head_fd));
+	/* queries trust the header's merchant (and the answer cache its
+	 * partition) without decoding the rest: both must be the view's */
+	if (m ? !v_eq(&o->merchant, m, mn) : o->merchant.t == V_STR)
+		goto bad;
 	o->lines = rd_val(&d);
 	o->snap_fstatus = rd_val(&d);
 	rd_fields(&d, o, order_fd, NF(order_fd));
@@ -2498,7 +2534,7 @@ wb_err wb_order_load(struct wb_order *o, uint8_t *rec, size_t len, bool own)
 		o->tset[f] = true;
 		o->tv[f] = rd_long(&d);
 	}
-	if (d.bad || d.r.p != d.r.end)
+	if (d.bad || d.r.p != d.r.end || part != v_int(&o->partition, -1))
 		goto bad;
 	/* the lines' item spans must lie inside the lines' text */
 	for (uint32_t i = 0; i < o->line_items.n; i++) {

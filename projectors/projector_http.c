@@ -9,8 +9,8 @@
  * (so a waiting request never holds a pool thread); a housekeeping thread
  * computes the apply rate and reloads the tokens file when it changes.
  *
- * Order of checks for /v1 data routes: route (404), method (405), bearer
- * token (401), scope (403), rate limit (429), parameters (400/414), then
+ * Order of checks for /v1 data routes: route (404), method (405), one
+ * Authorization header (400), bearer token (401), scope (403), rate limit (429), parameters (400/414), then
  * min_position, then the store. The merchant comes only from the token;
  * another merchant's order takes exactly the path of a missing one.
  */
@@ -22,6 +22,7 @@
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -788,6 +789,12 @@ static enum MHD_Result answer_metrics(wb_projector_http *h,
 		       "applied.");
 	wb_prom_sample(&b, "waybill_projector_entries_skipped_total", NULL,
 		       (double)st.skipped);
+	wb_prom_family(&b, "waybill_projector_entries_foreign_total",
+		       "counter",
+		       "Ledger entries not applied because they name another "
+		       "merchant than their order.");
+	wb_prom_sample(&b, "waybill_projector_entries_foreign_total", NULL,
+		       (double)st.foreign);
 	wb_prom_family(&b, "waybill_projector_commits_total", "counter",
 		       "Batches committed to the read-model store.");
 	wb_prom_sample(&b, "waybill_projector_commits_total", NULL,
@@ -924,11 +931,35 @@ static enum MHD_Result answer_openapi(wb_projector_http *h,
 			NULL);
 }
 
+static enum MHD_Result count_authz(void *cls, enum MHD_ValueKind kind,
+				   const char *key, const char *value)
+{
+	(void)kind;
+	(void)value;
+	if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0)
+		++*(unsigned *)cls;
+	return MHD_YES;
+}
+
 /* Authenticates r and applies the rate limit; false when an answer was
  * queued (*ret). */
 static bool authorize(wb_projector_http *h, struct MHD_Connection *c,
 		      struct req *r, unsigned scope, enum MHD_Result *ret)
 {
+	/* libmicrohttpd hands out the first of repeated headers; a second
+	 * Authorization would be ignored whatever it holds (RFC 6750 3.1:
+	 * more than one credential is an invalid_request, 400) */
+	unsigned n_authz = 0;
+	MHD_get_connection_values(c, MHD_HEADER_KIND, count_authz, &n_authz);
+	if (n_authz > 1) {
+		struct hdr hs[] = {
+			{"WWW-Authenticate",
+			 "Bearer realm=\"waybill\", error=\"invalid_request\""},
+			{NULL, NULL}};
+		*ret = send_error(h, c, r, 400, "bad_request",
+				  "more than one Authorization header", hs);
+		return false;
+	}
 	const char *authz = MHD_lookup_connection_value(
 		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	const char *tok;

@@ -13,6 +13,11 @@ struct wb_fold_info {
 	/* The event is late: its facet had already moved past its
 	 * source_time, so only the timeline and the version changed. */
 	bool stale;
+	/* The entry names another merchant than the view's (a ledger
+	 * written before the ledger refused such events may hold them):
+	 * the fold left the view as it was, version included, and the
+	 * store keeps the entry out of the timeline. */
+	bool foreign;
 };
 
 /* wb_order_fold, also telling what the entry did. */

@@ -102,6 +102,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "waybill-projector: %s\n", msg);
 		goto out;
 	}
+	int64_t clock;
+	if (wb_config_get_int_range(cfg, "projector.clock.ms", 0, INT64_MAX,
+				    &clock, msg, sizeof(msg))) {
+		fprintf(stderr, "waybill-projector: %s\n", msg);
+		goto out;
+	}
 	if (wb_config_get(cfg, "projector.rebuild.ledger.dir") &&
 	    !wb_config_get_bool(cfg, "flag.rebuild")) {
 		fprintf(stderr, "waybill-projector: --ledger-dir is only "

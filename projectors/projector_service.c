@@ -814,6 +814,7 @@ static wb_err open_views(struct svc *s, bool wipe, char *msg, size_t msglen)
 			cfg, "projector.return.window.merchants"),
 		.sync = wb_config_get_bool(cfg, "projector.sync"),
 		.lanes = s->nlanes,
+		.clock_ms = wb_config_get_int(cfg, "projector.clock.ms"),
 	};
 	wb_err rc = wb_views_open(&o, &s->views, msg, msglen);
 	if (rc)

@@ -92,7 +92,9 @@ struct oent {
 struct omap {
 	struct oent **b;
 	size_t nb, n;
-	struct oent lru; /* sentinel: next = most recent */
+	/* LRU sentinel: next = most recent. On the heap, since an oent ends
+	 * in a flexible array (ISO C allows it only at a struct's end). */
+	struct oent *lru;
 };
 
 /* An order the current batch touched. */
@@ -108,7 +110,7 @@ struct lane {
 	rocksdb_writebatch_t *wb;
 	struct touched *touched;
 	size_t ntouched, captouched;
-	uint64_t batch_applied, batch_skipped;
+	uint64_t batch_applied, batch_skipped, batch_foreign;
 	int64_t batch_us;
 	struct omap orders;       /* order_id -> view */
 	struct wb_event *ev;      /* the entry being applied */
@@ -128,6 +130,7 @@ struct wb_views {
 
 	int default_window;
 	json_t *windows; /* merchant -> days */
+	int64_t clock_ms; /* answers' time; 0 = the real clock */
 
 	/* guarded by mu: what queries and other threads see (the array has
 	 * room for WB_VIEWS_MAX_PARTITIONS and never moves; each partition's
@@ -243,7 +246,8 @@ static void omap_init(struct omap *m)
 {
 	m->nb = 1024;
 	m->b = wb_xcalloc(m->nb, sizeof(*m->b));
-	m->lru.next = m->lru.prev = &m->lru;
+	m->lru = wb_xcalloc(1, sizeof(*m->lru));
+	m->lru->next = m->lru->prev = m->lru;
 }
 
 static void lru_unlink(struct oent *e)
@@ -254,10 +258,10 @@ static void lru_unlink(struct oent *e)
 
 static void lru_front(struct omap *m, struct oent *e)
 {
-	e->next = m->lru.next;
-	e->prev = &m->lru;
-	m->lru.next->prev = e;
-	m->lru.next = e;
+	e->next = m->lru->next;
+	e->prev = m->lru;
+	m->lru->next->prev = e;
+	m->lru->next = e;
 }
 
 static struct oent *omap_find(struct omap *m, const char *k, size_t n,
@@ -313,8 +317,8 @@ static void omap_del(struct omap *m, struct oent *e)
 
 static void omap_clear(struct omap *m)
 {
-	while (m->lru.next != &m->lru)
-		omap_del(m, m->lru.next);
+	while (m->lru->next != m->lru)
+		omap_del(m, m->lru->next);
 }
 
 static void omap_finish(struct omap *m)
@@ -324,14 +328,16 @@ static void omap_finish(struct omap *m)
 	omap_clear(m);
 	free(m->b);
 	m->b = NULL;
+	free(m->lru);
+	m->lru = NULL;
 }
 
 /* Evicts the least recently used committed views beyond max. */
 static void omap_trim(struct omap *m, size_t max)
 {
-	while (m->n > max && m->lru.prev != &m->lru &&
-	       m->lru.prev->touched < 0)
-		omap_del(m, m->lru.prev);
+	while (m->n > max && m->lru->prev != m->lru &&
+	       m->lru->prev->touched < 0)
+		omap_del(m, m->lru->prev);
 }
 /* Partition p's record; grows nparts (callers hold mu, or are the only
  * thread, as at open). */
@@ -457,6 +463,7 @@ wb_err wb_views_open(const struct wb_views_options *o, wb_views **out,
 	for (int32_t i = 0; i < WB_VIEWS_MAX_PARTITIONS; i++)
 		v->parts[i] = (struct part){.offset = -1, .staged_offset = -1,
 					    .lag = -1};
+	v->clock_ms = o->clock_ms;
 	v->default_window = o->return_window_days == 0
 				    ? WB_DEFAULT_RETURN_WINDOW_DAYS
 				    : o->return_window_days;
@@ -721,7 +728,7 @@ static void batch_reset(wb_views *v, int lane, bool committed)
 		l->ntouched = 0;
 	touched_clear(l);
 	wb_arena_reset(&l->arena);
-	l->batch_applied = l->batch_skipped = 0;
+	l->batch_applied = l->batch_skipped = l->batch_foreign = 0;
 	l->batch_us = 0;
 	pthread_mutex_lock(&v->mu);
 	int32_t np = v->nparts;
@@ -831,6 +838,68 @@ static struct touched *touch(wb_views *v, struct lane *l, const char *oid,
 	return t;
 }
 
+/* An entry of another merchant than its order's (the fold left the view
+ * alone): logged and counted, kept out of the timeline (which the
+ * order's merchant reads), and the order is not rewritten or published
+ * again unless another entry of the batch changed it. */
+static void foreign_entry(struct lane *l, const struct wb_entry *e,
+			  struct touched *t, bool touched_now)
+{
+	size_t mn = 0, en = 0;
+	const char *m = wb_order_merchant(t->e->o, &mn);
+	const char *em = wb_event_str(l->ev, "merchant", &en);
+	char mine[256], theirs[256]; /* NUL-terminated, for wb_log_q */
+	snprintf(mine, sizeof(mine), "%.*s", m ? (int)mn : 0, m ? m : "");
+	snprintf(theirs, sizeof(theirs), "%.*s", em ? (int)en : 0,
+		 em ? em : "");
+	wb_log(WB_LOG_WARN, "foreign_entry",
+	       "partition=%d seq=%lld order_id=%s merchant=%s "
+	       "entry_merchant=%s reason=\"the entry names another "
+	       "merchant than its order; not applied\"",
+	       e->partition, (long long)e->seq, wb_log_q(t->e->key),
+	       wb_log_q(mine), wb_log_q(theirs));
+	l->batch_foreign++;
+	if (touched_now) {
+		wb_buf_finish(&t->orig_lookups);
+		t->e->touched = -1;
+		l->ntouched--;
+	}
+}
+
+/* The timeline record of the entry just folded into t's order. */
+static void put_timeline(wb_views *v, struct lane *l, const char *oid,
+			 size_t on, const struct wb_entry *e,
+			 const struct wb_fold_info *info, struct touched *t)
+{
+	size_t tn;
+	const char *type = wb_event_str(l->ev, "type", &tn);
+	if (type && tn >= 6 && memcmp(type, "Return", 6) == 0)
+		t->returns_dirty = true;
+	wb_buf_reset(&l->scratch);
+	wb_event_timeline(&l->scratch, l->ev, info);
+	hkey(&l->key, oid, on);
+	wb_buf_putc(&l->key, 0);
+	wb_buf_reserve(&l->key, 8);
+	be64(l->key.data + l->key.len, (uint64_t)e->version);
+	l->key.len += 8;
+	rocksdb_writebatch_put_cf(l->wb, v->cf[CF_TIMELINE],
+				  (const char *)l->key.data, l->key.len,
+				  (const char *)l->scratch.data, l->scratch.len);
+}
+
+/* The partition's checkpoint and freshness move past the entry. */
+static void advance_part(struct lane *l, struct part *pt,
+			 const struct wb_entry *e)
+{
+	int64_t st = wb_event_int(l->ev, "source_time", 0);
+	pt->staged = e->seq;
+	pt->dirty = true;
+	if (e->recorded_at > pt->staged_recorded_at)
+		pt->staged_recorded_at = e->recorded_at;
+	if (st > pt->staged_source_time)
+		pt->staged_source_time = st;
+}
+
 wb_err wb_views_lane_apply(wb_views *v, int lane, const uint8_t *entry,
 			   size_t len, bool *skipped, char *msg, size_t msglen)
 {
@@ -874,6 +943,7 @@ wb_err wb_views_lane_apply(wb_views *v, int lane, const uint8_t *entry,
 			       e.partition, (long long)e.seq, dmsg);
 	size_t on;
 	const char *oid = wb_event_str(l->ev, "order_id", &on);
+	size_t was_touched = l->ntouched;
 	struct touched *t =
 		oid ? touch(v, l, oid, on, msg, msglen, &rc) : NULL;
 	if (!t)
@@ -884,31 +954,13 @@ wb_err wb_views_lane_apply(wb_views *v, int lane, const uint8_t *entry,
 	rc = wb_order_apply(t->e->o, l->ev, &l->arena, &info, msg, msglen);
 	if (rc)
 		return rc;
-	size_t tn;
-	const char *type = wb_event_str(l->ev, "type", &tn);
-	if (type && tn >= 6 && memcmp(type, "Return", 6) == 0)
-		t->returns_dirty = true;
-
-	/* the timeline record */
-	wb_buf_reset(&l->scratch);
-	wb_event_timeline(&l->scratch, l->ev, &info);
-	hkey(&l->key, oid, on);
-	wb_buf_putc(&l->key, 0);
-	wb_buf_reserve(&l->key, 8);
-	be64(l->key.data + l->key.len, (uint64_t)e.version);
-	l->key.len += 8;
-	rocksdb_writebatch_put_cf(l->wb, v->cf[CF_TIMELINE],
-				  (const char *)l->key.data, l->key.len,
-				  (const char *)l->scratch.data, l->scratch.len);
-
-	int64_t st = wb_event_int(l->ev, "source_time", 0);
-	pt->staged = e.seq;
-	pt->dirty = true;
-	if (e.recorded_at > pt->staged_recorded_at)
-		pt->staged_recorded_at = e.recorded_at;
-	if (st > pt->staged_source_time)
-		pt->staged_source_time = st;
-	l->batch_applied++;
+	if (info.foreign)
+		foreign_entry(l, &e, t, was_touched < l->ntouched);
+	else {
+		put_timeline(v, l, oid, on, &e, &info, t);
+		l->batch_applied++;
+	}
+	advance_part(l, pt, &e);
 	l->batch_us += wb_mono_us() - t0;
 	return WB_OK;
 }
@@ -1111,6 +1163,7 @@ static wb_err lane_commit(wb_views *v, int lane,
 	}
 	v->stats.applied += l->batch_applied;
 	v->stats.skipped += l->batch_skipped;
+	v->stats.foreign += l->batch_foreign;
 	v->stats.commits++;
 	v->stats.orders_written += l->ntouched;
 	v->stats.apply_us += l->batch_us + (wb_mono_us() - t0);
@@ -1383,7 +1436,8 @@ wb_err wb_views_order_json(wb_views *v, const char *merchant,
 		const uint8_t *rec = slice_data(s, &len);
 		if (partition)
 			*partition = wb_record_partition(rec, len);
-		wb_order_present_write(o, wb_now_ms(),
+		wb_order_present_write(o, v->clock_ms ? v->clock_ms
+						       : wb_now_ms(),
 				       wb_views_return_window(v, merchant),
 				       out);
 	}

@@ -51,7 +51,9 @@
  * envelope, payload) into *view (created when NULL; a new reference is
  * stored in *view). Late and out-of-order data never regresses a facet:
  * each facet moves only forward in channel source_time (a late in_transit
- * after delivered is in the timeline but the status stays delivered). */
+ * after delivered is in the timeline but the status stays delivered).
+ * An entry whose merchant is not the view's changes nothing (one
+ * merchant's event never changes another's order). */
 wb_err wb_order_fold(json_t **view, json_t *entry, char *msg, size_t msglen);
 
 /* The view as the API answers it at time now_ms: adds the derived
@@ -76,6 +78,9 @@ struct wb_views_options {
 	const char *return_windows;
 	bool sync;            /* CHANGED: added. fsync each commit */
 	int lanes;            /* CHANGED: added. apply threads (0 = 1) */
+	/* CHANGED: added. The time (epoch ms) answers are presented at,
+	 * for tests and audits; 0 = the real clock. */
+	int64_t clock_ms;
 };
 
 /* CHANGED: added. Limits of a store. */
@@ -156,6 +161,8 @@ int64_t wb_views_lag(wb_views *v, int32_t partition);
 struct wb_views_stats {
 	uint64_t applied;      /* entries folded */
 	uint64_t skipped;      /* entries at or below the checkpoint */
+	uint64_t foreign;      /* CHANGED: added. entries not applied: they
+				* name another merchant than their order */
 	uint64_t commits;      /* batches committed */
 	uint64_t orders_written;
 	int64_t apply_us;      /* time spent applying + committing */

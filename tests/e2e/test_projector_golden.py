@@ -12,10 +12,15 @@ with the files in tests/e2e/golden/:
   can I cancel / return?      eligibility.can_cancel / can_return with reasons
   what happened?              GET /v1/orders/{id}/timeline, /returns
 
+The "yes" answers come from an order of the recorded GraphQL Admin API
+orders (tests/fixtures/shopify-graphql: #1003, paid, unfulfilled) read by
+`waybill-ingest shopify-poll` (can I cancel / change the address? yes) and
+a POS sale returned within its window (can I return it? yes, until …).
+
 Answers hold values that differ run to run (the position, freshness,
 recorded_at and ingest_time stamps); those are replaced by "<…>" before the
-comparison. Eligibility depends on the clock; the recorded payloads are
-all older than any return window, so the answers are stable. To refresh
+comparison. Eligibility depends on the clock: the projector answers at
+projector.clock.ms = CLOCK (2026-01-20), so the answers are stable. To refresh
 the golden files after an intended change: WAYBILL_GOLDEN_UPDATE=1, then
 review the diff.
 """
@@ -40,6 +45,8 @@ UPDATE = bool(os.environ.get("WAYBILL_GOLDEN_UPDATE"))
 VOLATILE = {"position", "freshness", "recorded_at", "ingest_time", "hash", "prev_hash",
             "observed_at"}  # observed_at: when amazon-poll ran
 AMAZON_MERCHANT = "ATVPDKIKX0DER"
+CLOCK = 1768867200000  # 2026-01-20T00:00:00Z: 13 days after the POS sales
+OPEN_ORDER = "1073459000"  # #1003 of the GraphQL fixtures: paid, unfulfilled
 
 
 def scrub(v):
@@ -54,6 +61,23 @@ def token(merchant):
     r = T.run([T.exe("waybill"), "token", "new", "--merchant", merchant, "--scopes", "read"])
     tok, line = r.stdout.decode().splitlines()
     return tok, line
+
+
+def poll_open_order(topics, tmp):
+    """`waybill-ingest shopify-poll --once` over the GraphQL fixtures'
+    order OPEN_ORDER alone (the others would add snapshots to the orders
+    the webhooks made); returns how many events it produced."""
+    with SH.GraphQLStandin() as g:
+        g.nodes = [n for n in g.nodes if n["legacyResourceId"] == OPEN_ORDER]
+        r = T.run([T.exe("waybill-ingest"), "shopify-poll", "--once",
+                   "--ingest.shopify.api.url=" + g.url, "--ingest.shopify.shop=" + SH.SHOP,
+                   "--ingest.state.dir=" + os.path.join(tmp, "poll-state")]
+                  + T.common_flags(topics),
+                  env=dict(os.environ, WAYBILL_SHOPIFY_ACCESS_TOKEN=g.token), timeout=120)
+    out = dict(kv.split("=", 1) for kv in r.stdout.decode().split() if "=" in kv)
+    T.ok(r.returncode == 0 and len(g.nodes) == 1 and out.get("orders") == "1",
+         "shopify-poll: order %s (%s)" % (OPEN_ORDER, r.stdout.decode().strip()))
+    return int(out.get("events", 0))
 
 
 def main():
@@ -72,6 +96,7 @@ def main():
                         + flags, os.path.join(tmp, "ledger.log")).start()
         proj = T.Proc([T.exe("waybill-projector"), "--data-dir=" + os.path.join(tmp, "proj"),
                        "--projector.http.listen=127.0.0.1:0",
+                       "--projector.clock.ms=%d" % CLOCK,
                        "--projector.tokens.file=" + tokens_file] + flags,
                       os.path.join(tmp, "projector.log")).start()
         port = None
@@ -102,8 +127,9 @@ def main():
             f.write(PO.CSV)
         r = T.run([T.exe("waybill-ingest"), "pos", csv, "--ingest.pos.merchant=acme"] + flags)
         T.ok(r.returncode == 0, "waybill-ingest pos: " + r.stdout.decode().strip())
+        polled = poll_open_order(topics, tmp)
 
-        want = len(SH.EXPECTED) + len(AP.EXPECTED) + len(PO.EXPECTED)
+        want = len(SH.EXPECTED) + len(AP.EXPECTED) + len(PO.EXPECTED) + polled
         api = W.Api(port)
 
         def position():
@@ -161,6 +187,21 @@ def main():
              "the POS till return: %s, refund %s" % (po.get("customer_status"),
                                                     [r.get("refund_id") for r in po.get("refunds", [])]))
         ask("pos_by_email", "/v1/orders?email=ANN%40example.com", "acme")
+
+        # 3. the "yes" answers (at CLOCK)
+        v = ask("shopify_open_order", "/v1/orders/" + q("shopify:" + OPEN_ORDER, safe=""),
+                SH.SHOP)
+        el = v.get("order", {}).get("eligibility", {})
+        T.ok(el.get("can_cancel") == {"allowed": True, "reason": "not_yet_shipped"} and
+             el.get("can_change_address") == {"allowed": True, "reason": "not_yet_fulfilled"},
+             "can I cancel / change the address of an unfulfilled order? yes: %s, %s"
+             % (el.get("can_cancel"), el.get("can_change_address")))
+        v = ask("pos_returnable", "/v1/orders/" + q("pos:store12-000124", safe=""), "acme")
+        ret = v.get("order", {}).get("eligibility", {}).get("can_return", {})
+        sold = 1767780300000  # 2026-01-07T10:05:00Z, the sale (handed over)
+        T.ok(ret == {"allowed": True, "reason": "within_return_window", "window_days": 30,
+                     "window_ends_at": sold + 30 * 86400000},
+             "can I return it 13 days after the sale? yes, until %s" % ret.get("window_ends_at"))
         ask("pos_other_merchant", "/v1/orders/" + q("pos:store12-000123", safe=""), SH.SHOP,
             status=404)
         T.ok(not api.violations, "every answer matches GET /v1/openapi.json (%s)"

@@ -427,6 +427,23 @@ def run_checks(h, tok, orders, tokens_file, tmp, examples):
     r = api.get("/v1/orders/" + oid + "/timeline")
     T.ok(r.status == 401 and "position" not in r.json(),
          "unauthenticated answers carry no position")
+    # two Authorization headers: refused whichever comes first (the HTTP
+    # library hands out only the first, so valid-then-invalid was a 200)
+    good, bad = tok["a"].encode(), b"wbt_" + b"x" * 43
+    for first, second, what in ((good, bad, "valid then invalid"),
+                                (bad, good, "invalid then valid"),
+                                (good, good, "the same token twice")):
+        st, hd, body = W.raw_request(
+            h.port, b"GET /v1/orders/" + oid.encode() + b" HTTP/1.1\r\nHost: x\r\n"
+            b"Authorization: Bearer " + first + b"\r\nauthorization: Bearer " + second +
+            b"\r\nConnection: close\r\n\r\n")
+        try:
+            err = json.loads(body)
+        except ValueError:
+            err = {}
+        T.ok(st == 400 and err.get("error") == "bad_request" and "position" not in err
+             and 'error="invalid_request"' in hd.get("www-authenticate", ""),
+             "two Authorization headers (%s): 400 bad_request (%d %r)" % (what, st, body[:80]))
 
     # ---- bad requests -----------------------------------------------------------
     bad = [("/v1/orders/%zz", 400, "bad_id"), ("/v1/orders/a%00b", 400, "bad_id"),

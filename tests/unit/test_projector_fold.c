@@ -738,6 +738,102 @@ static void test_every_type(const char *schemas_dir)
 	json_decref(views);
 }
 
+/* An entry of the same order id naming another merchant changes nothing:
+ * not the facts, not the version, not the lookups or OrderStatus. */
+static void test_foreign_merchant(void)
+{
+	json_t *v = placed_order();
+	char *before = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+	wb_buf st0, st1;
+	wb_buf_init(&st0);
+	wb_buf_init(&st1);
+	wb_order_status_encode(v, &st0);
+	const char *bad[][2] = {
+		{"OrderCancelled", "{\"reason\":\"fraud\",\"note\":null,"
+				   "\"cancelled_at\":1767229200000}"},
+		{"ShippingAddressChanged",
+		 "{\"address\":{\"name\":\"Eve\",\"company\":null,"
+		 "\"line1\":\"9 Elsewhere\",\"line2\":null,\"city\":\"Evil\","
+		 "\"region\":null,\"postal_code\":\"666\","
+		 "\"country_code\":\"US\",\"phone\":null}}"},
+		{"OrderUpdated", "{\"email\":\"eve@example.com\",\"phone\":null,"
+				 "\"note\":null,\"lines\":null,\"totals\":null}"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *e = entry("shopify:1001", bad[i][0], T0 + DAY,
+				  bad[i][1]);
+		json_object_set_new(e, "merchant", json_string("intruder"));
+		struct wb_fold_info info;
+		char msg[256];
+		wb_err rc = wb_order_fold_ex(&v, e, &info, msg, sizeof(msg));
+		ok(rc == WB_OK && info.foreign,
+		   "%s of another merchant: refused as foreign, no error",
+		   bad[i][0]);
+		json_decref(e);
+	}
+	char *after = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+	ok(strcmp(before, after) == 0,
+	   "the view (version included) is unchanged");
+	wb_order_status_encode(v, &st1);
+	ok(st0.len == st1.len && memcmp(st0.data, st1.data, st0.len) == 0,
+	   "OrderStatus unchanged");
+	json_t *p = present(v, T0 + DAY, 30);
+	is(p, "order.status", "open");
+	is(p, "email", " Jon@Example.COM ");
+	is(p, "version", "1");
+	is(p, "merchant", "acme");
+	json_decref(p);
+	/* the owner's own next entry still applies */
+	json_t *e = entry("shopify:1001", "OrderCancelled", T0 + 2 * DAY,
+			  "{\"reason\":\"customer\",\"note\":null,"
+			  "\"cancelled_at\":1767312000000}");
+	struct wb_fold_info info;
+	char msg[256];
+	ok(wb_order_fold_ex(&v, e, &info, msg, sizeof(msg)) == WB_OK &&
+		   !info.foreign,
+	   "the owner's entry is not foreign");
+	json_decref(e);
+	p = present(v, T0 + 2 * DAY, 30);
+	is(p, "order.status", "cancelled");
+	json_decref(p);
+	free(before);
+	free(after);
+	wb_buf_finish(&st0);
+	wb_buf_finish(&st1);
+	json_decref(v);
+}
+
+/* Channel numbers at the ends of int64 (a delivery time, amounts,
+ * quantities): the sums and the window's end saturate instead of
+ * overflowing (undefined behaviour, found by UBSan in the fuzz build). */
+static void test_int64_edges(void)
+{
+	json_t *v = placed_order();
+	fold(&v, "FulfillmentCreated", T0 + DAY,
+	     "{\"fulfillment_id\":\"F1\",\"lines\":[{\"line_id\":\"L1\","
+	     "\"sku\":\"A\",\"quantity\":9223372036854775807},{\"line_id\":"
+	     "\"L1\",\"sku\":\"A\",\"quantity\":9223372036854775807}],"
+	     "\"carrier\":\"UPS\",\"tracking_numbers\":[\"1Z999\"],"
+	     "\"tracking_urls\":[]}");
+	fold(&v, "ShipmentStatusChanged", T0 + 2 * DAY,
+	     ship("delivered", INT64_MAX - 1, "x"));
+	for (int i = 0; i < 2; i++)
+		fold(&v, "RefundIssued", T0 + 3 * DAY + i,
+		     i ? "{\"refund_id\":\"RF2\",\"amount\":{\"amount\":"
+			 "9223372036854775807,\"currency\":\"USD\"},\"lines\":"
+			 "[],\"restock\":false,\"reason\":null}"
+		       : "{\"refund_id\":\"RF1\",\"amount\":{\"amount\":"
+			 "9223372036854775807,\"currency\":\"USD\"},\"lines\":"
+			 "[],\"restock\":false,\"reason\":null}");
+	json_t *p = present(v, T0 + 4 * DAY, 30);
+	is(p, "delivered_at", "9223372036854775806");
+	is(p, "eligibility.can_return.window_ends_at", "9223372036854775807");
+	is(p, "lines.0.fulfilled_quantity", "9223372036854775807");
+	is(p, "refunded.0.amount", "9223372036854775807");
+	json_decref(p);
+	json_decref(v);
+}
+
 int main(int argc, char **argv)
 {
 	test_placed_and_updates();
@@ -748,6 +844,8 @@ int main(int argc, char **argv)
 	test_actions();
 	test_timeline_lookups_status();
 	test_windows();
+	test_foreign_merchant();
+	test_int64_edges();
 	test_json_writer();
 	test_every_type(argc > 1 ? argv[1] : "schemas");
 	return tap_done();

@@ -618,6 +618,140 @@ static void test_format(void)
 	wb_views_destroy(fdir, NULL, 0);
 }
 
+/* An entry naming another merchant than its order's (an old ledger may
+ * hold one): applied as far as the checkpoint goes, but the view,
+ * lookups, timeline and OrderStatus stay as they were; counted. */
+static void test_foreign_merchant(void)
+{
+	char saved[sizeof(dir)];
+	memcpy(saved, dir, sizeof(dir));
+	snprintf(dir, sizeof(dir), "/tmp/wb-test-projector-foreign-%d",
+		 getpid());
+	wb_views_destroy(dir, NULL, 0);
+	wb_views *v = open_store(false, 4);
+	const char *oid = "shopify:foreign-1";
+	ok(apply(v, 6, 0, "m1", oid, "OrderPlaced", T0,
+		 placed("#F1", "owner@example.com"), NULL) == WB_OK &&
+		   commit(v) == WB_OK,
+	   "foreign: m1 places the order");
+	changed_count = 0;
+	bool sk = true;
+	ok(apply(v, 6, 0, "m9", oid, "OrderUpdated", T0 + 10,
+		 "{\"email\":\"eve@example.com\",\"phone\":null,"
+		 "\"note\":\"hijacked\",\"lines\":null,\"totals\":null}",
+		 &sk) == WB_OK &&
+		   !sk,
+	   "foreign: m9's entry of the same order id is no error");
+	ok(commit(v) == WB_OK && changed_count == 0,
+	   "foreign: the commit changes no order (no OrderStatus)");
+	struct wb_views_stats st;
+	wb_views_stats(v, &st);
+	ok(st.foreign == 1 && wb_views_applied(v, 6) == 2,
+	   "foreign: counted, and the checkpoint moved past it");
+	json_t *o = NULL;
+	ok(wb_views_order(v, "m1", oid, &o) == WB_OK &&
+		   strcmp(str(o, "email"), "owner@example.com") == 0 &&
+		   json_is_null(json_object_get(o, "note")) &&
+		   json_integer_value(json_object_get(o, "version")) == 1,
+	   "foreign: m1's view unchanged, version 1");
+	json_decref(o);
+	o = NULL;
+	ok(wb_views_order(v, "m9", oid, &o) == WB_ENOTFOUND,
+	   "foreign: still not m9's order");
+	json_t *f = NULL;
+	ok(wb_views_find(v, "m1", WB_LOOKUP_EMAIL, "eve@example.com", 10,
+			 &f) == WB_OK &&
+		   json_array_size(f) == 0,
+	   "foreign: no lookup by the intruder's email for m1");
+	json_decref(f);
+	f = NULL;
+	ok(wb_views_find(v, "m9", WB_LOOKUP_EMAIL, "eve@example.com", 10,
+			 &f) == WB_OK &&
+		   json_array_size(f) == 0,
+	   "foreign: nor for m9");
+	json_decref(f);
+	json_t *tl = NULL;
+	ok(wb_views_timeline(v, "m1", oid, &tl) == WB_OK &&
+		   json_array_size(tl) == 1,
+	   "foreign: not in the timeline");
+	json_decref(tl);
+	/* in one batch with the owner's next entry: that one applies */
+	changed_count = 0;
+	ok(apply(v, 6, 0, "m9", oid, "OrderCancelled", T0 + 20,
+		 "{\"reason\":\"fraud\",\"cancelled_at\":1767225600020,"
+		 "\"note\":null}",
+		 NULL) == WB_OK &&
+		   apply(v, 6, 0, "m1", oid, "OrderUpdated", T0 + 30,
+			 "{\"email\":null,\"phone\":null,\"note\":\"ok\","
+			 "\"lines\":null,\"totals\":null}",
+			 NULL) == WB_OK &&
+		   commit(v) == WB_OK && changed_count == 1,
+	   "foreign: a batch of a foreign and an own entry changes the order "
+	   "once");
+	o = NULL;
+	ok(wb_views_order(v, "m1", oid, &o) == WB_OK &&
+		   strcmp(str(o, "note"), "ok") == 0 &&
+		   strcmp(str(json_object_get(o, "order"), "status"), "open") ==
+			   0,
+	   "foreign: the own entry applied, the foreign cancel did not");
+	json_decref(o);
+	wb_views_stats(v, &st);
+	ok(st.foreign == 2, "foreign: 2 counted");
+	wb_views_close(v);
+	wb_views_destroy(dir, NULL, 0);
+	memcpy(dir, saved, sizeof(dir));
+}
+
+/* projector.clock.ms: answers are presented at the configured time
+ * (eligibility depends on it), the real clock when 0. */
+static void test_clock(void)
+{
+	char saved[sizeof(dir)];
+	memcpy(saved, dir, sizeof(dir));
+	snprintf(dir, sizeof(dir), "/tmp/wb-test-projector-clock-%d",
+		 getpid());
+	wb_views_destroy(dir, NULL, 0);
+	const char *oid = "pos:clock-1"; /* a till sale: delivered when placed */
+	int64_t clocks[] = {T0 + 10 * 86400000LL, 0};
+	for (int i = 0; i < 2; i++) {
+		struct wb_views_options o = {.dir = dir, .clock_ms = clocks[i]};
+		wb_views *v = NULL;
+		char msg[256];
+		if (wb_views_open(&o, &v, msg, sizeof(msg))) {
+			ok(0, "clock: open: %s", msg);
+			return;
+		}
+		if (i == 0)
+			ok(apply(v, 7, 0, "m1", oid, "OrderPlaced", T0,
+				 placed("#C1", "c@example.com"),
+				 NULL) == WB_OK &&
+				   commit(v) == WB_OK,
+			   "clock: a POS sale placed at T0");
+		json_t *a = NULL;
+		wb_views_order(v, "m1", oid, &a);
+		json_t *r = json_object_get(
+			json_object_get(a, "eligibility"), "can_return");
+		if (i == 0)
+			ok(json_is_true(json_object_get(r, "allowed")) &&
+				   strcmp(str(r, "reason"),
+					  "within_return_window") == 0 &&
+				   json_integer_value(json_object_get(
+					   r, "window_ends_at")) ==
+					   T0 + 30 * 86400000LL,
+			   "clock T0+10d: can_return allowed, the window "
+			   "ends at T0+30d");
+		else
+			ok(json_is_false(json_object_get(r, "allowed")) &&
+				   strcmp(str(r, "reason"),
+					  "return_window_expired") == 0,
+			   "clock 0 (now, long after T0+30d): expired");
+		json_decref(a);
+		wb_views_close(v);
+	}
+	wb_views_destroy(dir, NULL, 0);
+	memcpy(dir, saved, sizeof(dir));
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/wb-test-projector-store-%d", getpid());
@@ -628,6 +762,8 @@ int main(void)
 	test_outbox();
 	test_lanes();
 	test_format();
+	test_foreign_merchant();
+	test_clock();
 	char msg[256];
 	ok(wb_views_destroy(dir, msg, sizeof(msg)) == WB_OK, "destroy the store");
 	json_decref(versions);
