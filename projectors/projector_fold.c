@@ -1199,8 +1199,14 @@ static void on_fulfillment(struct fold *c)
 		*f = (struct ful){.id = vstrn(c->a, fid, fn),
 				  .created_at = vint(c->t)};
 	}
-	f->lines = vnode(c, P(c, "lines"));
-	items_of(c, P(c, "lines"), &f->items);
+	/* A repeated FulfillmentCreated carries new tracking; one that a
+	 * reconciliation poll built has no lines (its query does not ask for
+	 * them), which must not empty the lines the webhook recorded. */
+	const struct jn *lines = P(c, "lines");
+	if ((lines && lines->t == J_ARR && lines->n > 0) || f->items.n == 0) {
+		f->lines = vnode(c, lines);
+		items_of(c, lines, &f->items);
+	}
 	f->carrier = vnode(c, P(c, "carrier"));
 	f->tracking_numbers = vnode(c, P(c, "tracking_numbers"));
 	c->applied = true;

@@ -377,6 +377,27 @@ static void test_partial_and_snapshot(void)
 	json_decref(pos);
 }
 
+/* A poll repairs lost tracking with a FulfillmentCreated of the same
+ * fulfillment but without lines (its query does not ask for them): the
+ * tracking is taken, the lines the webhook recorded are kept. */
+static void test_tracking_without_lines(void)
+{
+	json_t *v = placed_order();
+	fold(&v, "FulfillmentCreated", T0 + DAY,
+	     "{\"fulfillment_id\":\"F1\",\"lines\":[{\"line_id\":\"L2\","
+	     "\"sku\":\"B\",\"quantity\":2}],\"carrier\":null,"
+	     "\"tracking_numbers\":[],\"tracking_urls\":[]}");
+	fold(&v, "FulfillmentCreated", T0 + 2 * DAY,
+	     "{\"fulfillment_id\":\"F1\",\"lines\":[],\"carrier\":\"UPS\","
+	     "\"tracking_numbers\":[\"1Z9\"],\"tracking_urls\":[]}");
+	json_t *p = present(v, T0 + 2 * DAY, 30);
+	is(p, "lines.1.fulfilled_quantity", "2");
+	is(p, "shipments.0.tracking_number", "1Z9");
+	is(p, "shipments.0.carrier", "UPS");
+	json_decref(p);
+	json_decref(v);
+}
+
 static void test_refunds_and_returns(void)
 {
 	json_t *v = placed_order();
@@ -840,6 +861,7 @@ int main(int argc, char **argv)
 	test_out_of_order_placed();
 	test_shipping_and_late_in_transit();
 	test_partial_and_snapshot();
+	test_tracking_without_lines();
 	test_refunds_and_returns();
 	test_actions();
 	test_timeline_lookups_status();
