@@ -576,9 +576,7 @@ def run_checks(h, tok, orders, tokens_file, tmp, examples):
     ths = [threading.Thread(target=many, args=(i,)) for i in range(40)]
     for t_ in ths:
         t_.start()
-    time.sleep(0.5)
-    m = W.parse_metrics(api.get("/metrics").body.decode())
-    waiting = m["waybill_http_waiting_requests"]["samples"][0][2]
+    waiting = wait_waiting(api, 40)
     upd2 = dict(upd, event_id="test:upd:2", source_time=T0 + 10 ** 7 + 1,
                 payload=dict(upd["payload"], email="twice@example.com"))
     h.apply([upd2])
@@ -713,6 +711,18 @@ def staleness_checks(tmp, tokens_file, tok, placed):
         h.stop()
 
 
+def wait_waiting(api, n, timeout=10.0):
+    """Polls /metrics until n requests wait for a position (or timeout);
+    returns how many waited at the last look."""
+    end = time.time() + timeout
+    while True:
+        m = W.parse_metrics(api.get("/metrics").body.decode())
+        waiting = m["waybill_http_waiting_requests"]["samples"][0][2]
+        if waiting >= n or time.time() > end:
+            return waiting
+        time.sleep(0.05)
+
+
 def rate_limit_checks(tmp, ev_path, tokens_file, tok):
     h = Harness(tmp, "limited", ev_path, tokens_file,
                 ["--projector.http.rate.limit=2", "--projector.http.rate.burst=3"])
@@ -744,7 +754,9 @@ def rate_limit_checks(tmp, ev_path, tokens_file, tok):
                 got["r"] = repr(e)
         th = threading.Thread(target=waiter)
         th.start()
-        time.sleep(0.5)
+        # on a busy box the waiter may take a while to connect: stop only
+        # once the server holds its request
+        wait_waiting(api, 1)
         t0 = time.time()
         rc = h.stop()
         th.join(10)
