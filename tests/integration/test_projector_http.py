@@ -537,20 +537,24 @@ def run_checks(h, tok, orders, tokens_file, tmp, examples):
         c = W.Api(h.port, openapi=api.openapi)
         t0 = time.time()
         res["r"] = c.get(path + "?min_position=%d&wait_ms=5000" % (pos + 1), tok["a"])
-        res["t"] = time.time() - t0
+        res["end"] = time.time()
+        res["t"] = res["end"] - t0
         res["v"] = c.violations
     th = threading.Thread(target=waiter)
     th.start()
-    time.sleep(0.4)
+    wait_waiting(api, 1)
+    # the waiter waits up to 5 s; an answer well before that shows it
+    # holds no thread others need (the margin is for a busy box)
     hz = time.time()
-    T.ok(api.get("/healthz").status == 200 and time.time() - hz < 0.5,
+    T.ok(api.get("/healthz").status == 200 and time.time() - hz < 2.5,
          "a waiting request does not hold up others")
+    t_apply = time.time()
     newpos = h.apply([upd])
     th.join(10)
     r = res["r"]
     j = r.json()
     T.ok(r.status == 200 and j["behind"] is False and j["position"] >= pos + 1 and
-         j["order"]["email"] == "changed@example.com" and 0.35 < res["t"] < 4,
+         j["order"]["email"] == "changed@example.com" and res["end"] >= t_apply and res["t"] < 4,
          "min_position: answered once applied (%.2f s), with the change" % res["t"])
     api.violations += res["v"]
     T.ok(newpos == pos + 1, "the harness applied one entry")
