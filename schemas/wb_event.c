@@ -100,6 +100,16 @@ wb_err wb_event_check(const struct wb_event_view *v, char *msg,
 	if (v->source_time < 0 || v->ingest_time < 0)
 		return wb_fail(msg, msglen, WB_ESCHEMA,
 			       "$.source_time/ingest_time: negative time");
+	/* epoch ms past 9999-12-31T23:59:59.999Z is no channel's clock (and
+	 * would not print as RFC 3339): a unit mix-up such as microseconds */
+	if (v->source_time > WB_TIME_MAX_MS || v->ingest_time > WB_TIME_MAX_MS)
+		return wb_fail(msg, msglen, WB_ESCHEMA,
+			       "$.source_time/ingest_time: %" PRId64
+			       " ms is after 9999-12-31 (milliseconds "
+			       "expected)",
+			       v->source_time > WB_TIME_MAX_MS
+				       ? v->source_time
+				       : v->ingest_time);
 	return WB_OK;
 }
 

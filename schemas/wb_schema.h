@@ -95,8 +95,12 @@ struct wb_event_view {
 wb_err wb_event_peek(const uint8_t *body, size_t len, struct wb_event_view *v,
 		     char *msg, size_t msglen);
 
+/* Latest envelope time: 9999-12-31T23:59:59.999Z in epoch ms. */
+#define WB_TIME_MAX_MS 253402300799999LL
+
 /* Envelope rules: non-empty ids within size caps, order_id is
- * "<channel>:<id>", type names the payload's record, times >= 0. */
+ * "<channel>:<id>", type names the payload's record, times within
+ * 0..WB_TIME_MAX_MS. */
 wb_err wb_event_check(const struct wb_event_view *v, char *msg,
 		      size_t msglen);
 
