@@ -86,15 +86,25 @@ void wb_config_destroy(wb_config *cfg)
 	free(cfg);
 }
 
+/* A key of the table, or any kafka.* property (librdkafka checks those). */
+static bool key_known(const char *key)
+{
+	return prop_find(key) ||
+	       (strncmp(key, "kafka.", 6) == 0 && key[6] != '\0');
+}
+
+static wb_err fail_unknown(const char *key, char *msg, size_t msglen)
+{
+	return wb_fail(msg, msglen, WB_ECONFIG,
+		       "unknown configuration key '%s' (see --help)", key);
+}
+
 wb_err wb_config_set(wb_config *cfg, const char *key, const char *value,
 		     char *msg, size_t msglen)
 {
 	assert(cfg && key && value);
-	if (!prop_find(key) &&
-	    !(strncmp(key, "kafka.", 6) == 0 && key[6] != '\0'))
-		return wb_fail(msg, msglen, WB_ECONFIG,
-			       "unknown configuration key '%s' (see --help)",
-			       key);
+	if (!key_known(key))
+		return fail_unknown(key, msg, msglen);
 	kv_put(cfg, key, value, true);
 	return WB_OK;
 }
@@ -292,6 +302,13 @@ wb_err wb_config_parse_args(wb_config *cfg, int argc, char **argv,
 			kv_put(cfg, key, value ? value : "true", true);
 			continue;
 		}
+		char key[256];
+		snprintf(key, sizeof(key), "%.*s", (int)nlen, name);
+		const char *target = al ? al->key : key;
+		/* a misspelt option is reported as such, not as missing its
+		 * value, and never swallows the argument after it */
+		if (!key_known(target))
+			return fail_unknown(target, msg, msglen);
 		if (!value) {
 			if (i + 1 >= argc)
 				return wb_fail(msg, msglen, WB_ECONFIG,
@@ -299,9 +316,6 @@ wb_err wb_config_parse_args(wb_config *cfg, int argc, char **argv,
 					       (int)nlen, name);
 			value = argv[++i];
 		}
-		char key[256];
-		snprintf(key, sizeof(key), "%.*s", (int)nlen, name);
-		const char *target = al ? al->key : key;
 		const struct wb_config_prop *p = prop_find(target);
 		if (p && (p->flags & WB_PROP_SECRET))
 			wb_log(WB_LOG_WARN, "secret_on_command_line",

@@ -62,6 +62,20 @@ int main(void)
 				sizeof(msg)) == WB_ECONFIG,
 	   "unknown flag: %s", msg);
 	wb_config_destroy(cfg);
+	cfg = wb_config_create(WB_CMD_LEDGER);
+	char *bad2[] = {"prog", "--bogus", NULL};
+	ok(wb_config_parse_args(cfg, 2, bad2, NULL, &npos, pos, &help, msg,
+				sizeof(msg)) == WB_ECONFIG &&
+		   strstr(msg, "unknown configuration key 'bogus'"),
+	   "unknown flag without a value, last: %s", msg);
+	wb_config_destroy(cfg);
+	cfg = wb_config_create(WB_CMD_LEDGER);
+	char *bad3[] = {"prog", "--bogus", "positional", NULL};
+	ok(wb_config_parse_args(cfg, 3, bad3, NULL, &npos, pos, &help, msg,
+				sizeof(msg)) == WB_ECONFIG &&
+		   strstr(msg, "unknown configuration key 'bogus'"),
+	   "unknown flag before an argument: %s", msg);
+	wb_config_destroy(cfg);
 
 	/* Errors name the right line, blank lines included, and a NUL byte
 	 * is an error rather than the end of the file. */
