@@ -58,6 +58,9 @@ enum req_state {
 struct req {
 	int64_t t0;
 	enum req_state state;
+	/* counted in h->resumed until libmicrohttpd reports the request
+	 * complete, i.e. until its answer has left (or the client has) */
+	bool resumed;
 	struct wb_route_match m;
 	bool head;
 	bool method_ok;
@@ -550,6 +553,7 @@ static void *waiter_main(void *arg)
 				*pp = r->next;
 				h->nwaiters--;
 				r->state = REQ_RESUMED;
+				r->resumed = true;
 				__atomic_fetch_add(&h->resumed, 1,
 						   __ATOMIC_RELAXED);
 				MHD_resume_connection(r->conn);
@@ -1170,8 +1174,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c,
 		}
 		return dispatch(h, c, r);
 	case REQ_RESUMED:
+		/* h->resumed drops in completed(): a queued answer is not yet
+		 * sent, and stopping the daemon now would cut it off */
 		r->state = REQ_NEW;
-		__atomic_fetch_sub(&h->resumed, 1, __ATOMIC_RELAXED);
 		return answer_data(h, c, r);
 	default:
 		return MHD_YES; /* waiting, or already answered */
@@ -1187,7 +1192,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct req *r = *con_cls;
 	if (!r)
 		return;
-	if (r->state == REQ_RESUMED) /* the client left while it waited */
+	if (r->resumed) /* answered, or the client left */
 		__atomic_fetch_sub(&h->resumed, 1, __ATOMIC_RELAXED);
 	free(r->lookup_value);
 	wb_buf_finish(&r->body);
