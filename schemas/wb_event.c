@@ -180,6 +180,57 @@ wb_err wb_event_peek(const uint8_t *body, size_t len, struct wb_event_view *v,
 	return wb_event_check(v, msg, msglen);
 }
 
+/* Rules the schema cannot state, checked on every payload written by
+ * hand or by a tool: a currency is an ISO-4217 code (three capitals), a
+ * quantity is not negative. path is the JSON path of v so far. */
+static wb_err payload_rules(json_t *v, char *path, size_t plen, size_t cap,
+			    int depth, char *msg, size_t msglen)
+{
+	if (depth > 64)
+		return WB_OK; /* the codec refuses deeper values itself */
+	if (json_is_array(v)) {
+		size_t i;
+		json_t *x;
+		json_array_foreach(v, i, x)
+		{
+			snprintf(path + plen, cap - plen, "[%zu]", i);
+			wb_err rc = payload_rules(x, path, strlen(path), cap,
+						  depth + 1, msg, msglen);
+			if (rc)
+				return rc;
+		}
+		return WB_OK;
+	}
+	if (!json_is_object(v))
+		return WB_OK;
+	const char *k;
+	json_t *x;
+	json_object_foreach(v, k, x)
+	{
+		snprintf(path + plen, cap - plen, ".%s", k);
+		if (strcmp(k, "currency") == 0 && json_is_string(x)) {
+			const char *c = json_string_value(x);
+			if (json_string_length(x) != 3 || c[0] < 'A' ||
+			    c[0] > 'Z' || c[1] < 'A' || c[1] > 'Z' ||
+			    c[2] < 'A' || c[2] > 'Z')
+				return wb_fail(msg, msglen, WB_ESCHEMA,
+					       "%s: '%.16s' is not an ISO-4217 "
+					       "code (three capital letters)",
+					       path, c);
+		} else if (strcmp(k, "quantity") == 0 && json_is_integer(x) &&
+			   json_integer_value(x) < 0) {
+			return wb_fail(msg, msglen, WB_ESCHEMA,
+				       "%s: negative quantity %" JSON_INTEGER_FORMAT,
+				       path, json_integer_value(x));
+		}
+		wb_err rc = payload_rules(x, path, strlen(path), cap,
+					  depth + 1, msg, msglen);
+		if (rc)
+			return rc;
+	}
+	return WB_OK;
+}
+
 wb_err wb_event_encode_json(json_t *event, wb_buf *out, char *msg,
 			    size_t msglen)
 {
@@ -195,6 +246,13 @@ wb_err wb_event_encode_json(json_t *event, wb_buf *out, char *msg,
 				   msglen);
 	if (rc)
 		return rc;
+	char path[256] = "$.payload";
+	rc = payload_rules(json_object_get(event, "payload"), path,
+			   strlen(path), sizeof(path), 0, msg, msglen);
+	if (rc) {
+		out->len = start;
+		return rc;
+	}
 	struct wb_event_view v;
 	rc = wb_event_peek(out->data + start, out->len - start, &v, msg,
 			   msglen);

@@ -446,6 +446,37 @@ static void test_ledger_entry_schema(const char *dir)
 	   "schema names");
 }
 
+/* Rules past the schema, on the example OrderPlaced (the first line). */
+static void test_payload_rules(const char *examples)
+{
+	FILE *f = fopen(examples, "r");
+	char line[8192];
+	ok(f && fgets(line, sizeof(line), f), "read the OrderPlaced example");
+	if (f)
+		fclose(f);
+	char msg[512];
+	json_t *ev = json_loads(line, 0, NULL);
+	ok(ev && encode_err(json_deep_copy(ev), msg, sizeof(msg)) == WB_OK,
+	   "the example passes");
+	json_t *bad = json_deep_copy(ev);
+	json_t *l0 = json_array_get(
+		json_object_get(json_object_get(bad, "payload"), "lines"), 0);
+	json_object_set_new(l0, "quantity", json_integer(-3));
+	ok(encode_err(bad, msg, sizeof(msg)) == WB_ESCHEMA &&
+		   strstr(msg, "$.payload.lines[0].quantity: negative"),
+	   "negative quantity: %s", msg);
+	bad = json_deep_copy(ev);
+	l0 = json_array_get(
+		json_object_get(json_object_get(bad, "payload"), "lines"), 0);
+	json_object_set_new(json_object_get(l0, "unit_price"), "currency",
+			    json_string("usd"));
+	ok(encode_err(bad, msg, sizeof(msg)) == WB_ESCHEMA &&
+		   strstr(msg, "$.payload.lines[0].unit_price.currency") &&
+		   strstr(msg, "ISO-4217"),
+	   "lower-case currency: %s", msg);
+	json_decref(ev);
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "schemas";
@@ -453,6 +484,7 @@ int main(int argc, char **argv)
 	snprintf(examples, sizeof(examples), "%s/examples/all-types.jsonl", dir);
 	test_round_trip(examples);
 	test_bad_json();
+	test_payload_rules(examples);
 	test_bad_avro();
 	test_framing();
 	test_ledger_entry_schema(dir);
