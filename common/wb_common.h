@@ -69,6 +69,38 @@ void wb_buf_append(wb_buf *b, const void *p, size_t n);
 void wb_buf_putc(wb_buf *b, uint8_t c);
 static inline void wb_buf_reset(wb_buf *b) { b->len = 0; }
 
+/* ---- hashing ------------------------------------------------------------ */
+
+/* 64-bit FNV-1a over n bytes, continuing from h (start: WB_FNV_OFFSET).
+ * Some of its values are stored (hashed RocksDB key prefixes) or shown
+ * (instance ids): the function must never change. */
+#define WB_FNV_OFFSET 1469598103934665603ULL
+static inline uint64_t wb_fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ULL;
+	return h;
+}
+
+/* MurmurHash3's finaliser: FNV-1a's low bits are weak for table indexes
+ * and key prefixes; this mixes every input bit into every output bit. */
+static inline uint64_t wb_fmix64(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
+	return h;
+}
+
+/* wb_fmix64(FNV-1a): the hash of the hashed key prefixes. */
+static inline uint64_t wb_hash64(const void *p, size_t n)
+{
+	return wb_fmix64(wb_fnv1a(WB_FNV_OFFSET, p, n));
+}
+
 /* ---- small utilities -------------------------------------------------- */
 
 int64_t wb_now_ms(void);

@@ -203,12 +203,9 @@ void wb_pos_get_counts(const wb_pos *p, struct wb_pos_counts *out)
 
 static uint64_t key_hash(const char *store, const char *no)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (const char *s = store; *s; s++)
-		h = (h ^ (uint8_t)*s) * 1099511628211ULL;
-	h = (h ^ 0xff) * 1099511628211ULL;
-	for (const char *s = no; *s; s++)
-		h = (h ^ (uint8_t)*s) * 1099511628211ULL;
+	uint64_t h = wb_fnv1a(WB_FNV_OFFSET, store, strlen(store));
+	h = wb_fnv1a(h, "\xff", 1);
+	h = wb_fnv1a(h, no, strlen(no));
 	return h | 1; /* 0 marks an empty slot */
 }
 

@@ -231,10 +231,10 @@ static uint64_t identity_hash(uint64_t merchant, const struct wb_event_view *v)
 {
 	uint8_t m[8];
 	be64(m, merchant);
-	uint64_t h = fnv1a(FNV_OFFSET, m, 8);
-	h = fnv1a(h, v->order_id.p, v->order_id.n);
-	h = fnv1a(h, "", 1);
-	return fmix64(fnv1a(h, v->type.p, v->type.n));
+	uint64_t h = wb_fnv1a(WB_FNV_OFFSET, m, 8);
+	h = wb_fnv1a(h, v->order_id.p, v->order_id.n);
+	h = wb_fnv1a(h, "", 1);
+	return wb_fmix64(wb_fnv1a(h, v->type.p, v->type.n));
 }
 
 /* The payload of an OrderEvent body: its union branch and record, the

@@ -152,30 +152,9 @@ static inline uint64_t rd64(const uint8_t *p)
 #define KEY_HASH_LEN 8
 #define INDEX_KEY_MAX (KEY_HASH_LEN + 256 + 1 + 8)
 
-#define FNV_OFFSET 1469598103934665603ULL
-
-/* FNV-1a over p, continuing from h (start with FNV_OFFSET). */
-static inline uint64_t fnv1a(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 1099511628211ULL;
-	return h;
-}
-
-static inline uint64_t fmix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
-}
-
 static inline size_t hashed_key(uint8_t *out, const char *id, size_t n)
 {
-	uint64_t h = fmix64(fnv1a(FNV_OFFSET, id, n));
+	uint64_t h = wb_hash64(id, n);
 	be64(out, h);
 	memcpy(out + KEY_HASH_LEN, id, n);
 	return KEY_HASH_LEN + n;

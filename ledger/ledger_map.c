@@ -1,6 +1,6 @@
 /*
  * ledger_map.c — see ledger_map.h. Linear probing at load <= 1/2 with a
- * 64-bit FNV-1a hash; keys are appended to one arena, and a clear bumps a
+ * 64-bit FNV-1a hash (mixed, wb_hash64); keys are appended to one arena, and a clear bumps a
  * generation number instead of wiping the slots, so clearing a large map
  * after every batch costs nothing.
  */
@@ -11,11 +11,8 @@
 
 static uint64_t hash_key(const char *k, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (uint8_t)k[i];
-		h *= 1099511628211ULL;
-	}
+	/* mixed: the slot index is the low bits */
+	uint64_t h = wb_hash64(k, n);
 	return h ? h : 1;
 }
 

@@ -610,9 +610,7 @@ static void default_group_ids(const wb_config *cfg, char *group,
 	}
 	char *abs = realpath(wb_config_get(cfg, "ledger.data.dir"), NULL);
 	const char *dir = abs ? abs : wb_config_get(cfg, "ledger.data.dir");
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (const char *p = dir; *p; p++)
-		h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+	uint64_t h = wb_fnv1a(WB_FNV_OFFSET, dir, strlen(dir));
 	free(abs);
 	snprintf(instance, ilen, "%s-%016llx", group, (unsigned long long)h);
 }

@@ -41,10 +41,7 @@ struct wb_http_cache {
 
 static uint64_t key_hash(const char *k, size_t n)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a 64 */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)k[i]) * 1099511628211ull;
-	return h;
+	return wb_fnv1a(WB_FNV_OFFSET, k, n);
 }
 
 /* "merchant\0order_id\0" into buf (caller's, big enough). */

@@ -489,9 +489,8 @@ static void group_ids(const wb_config *cfg, char *group, size_t glen,
 {
 	const char *dir = wb_config_get(cfg, "projector.data.dir");
 	char *abs = realpath(dir, NULL);
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-	for (const char *p = abs ? abs : dir; *p; p++)
-		h = (h ^ (uint8_t)*p) * 1099511628211ULL;
+	const char *d = abs ? abs : dir;
+	uint64_t h = wb_fnv1a(WB_FNV_OFFSET, d, strlen(d));
 	free(abs);
 	const char *g = wb_config_get(cfg, "projector.group.id");
 	if (g) {

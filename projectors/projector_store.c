@@ -182,15 +182,7 @@ static uint64_t rd64(const uint8_t *p)
 
 static uint64_t id_hash(const char *id, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL; /* FNV-1a, then fmix64 */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)id[i]) * 1099511628211ULL;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ULL;
-	h ^= h >> 33;
-	return h;
+	return wb_hash64(id, n); /* the ledger's key hash too */
 }
 
 #define KEY_HASH_LEN 8

@@ -76,8 +76,7 @@ static wb_err on_event(void *ud, const struct wb_ingest_record *rec,
 	FUZZ_CHECK(line >= 1 && line <= s->lines, "event of line %ld of %ld",
 		   line, s->lines);
 	s->events++;
-	for (size_t i = 0; i < rec->value_len; i++)
-		s->digest = (s->digest ^ rec->value[i]) * 1099511628211ULL;
+	s->digest = wb_fnv1a(s->digest, rec->value, rec->value_len);
 	return WB_OK;
 }
 
@@ -95,7 +94,7 @@ static void run_once(enum wb_pos_format fmt, struct seen *s,
 	if (lseek(memfd, 0, SEEK_SET) != 0)
 		abort();
 	memset(s, 0, sizeof(*s));
-	s->digest = 1469598103934665603ULL;
+	s->digest = WB_FNV_OFFSET;
 	struct wb_pos_sink sink = {on_event, on_reject, s};
 	wb_pos *p = wb_pos_create(fmt, MERCHANT, "pos", MAX_LINE, &sink);
 	wb_line_reader *lr = wb_line_reader_create(memfd, MAX_LINE);
