@@ -1399,8 +1399,9 @@ static int hex_value(unsigned char c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* A string at z->p ('"'). allow_u: also \uXXXX escapes (not U+0000, not
- * surrogates: those, valid in pairs, are left to jansson). Keys compared
+/* A string at z->p ('"'). allow_u: also \uXXXX escapes, except U+0000
+ * and surrogates, which make the scan hand the body to jansson (valid in
+ * pairs, and jansson decodes them). Keys compared
  * by their bytes are scanned without them, so "\u0069d" is never taken
  * for anything but what jansson makes of it. */
 static bool scan_string(struct scan *z, bool allow_u)
