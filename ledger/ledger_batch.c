@@ -176,17 +176,19 @@ static void cache_put(wb_ledger *l, const char *id, size_t n,
 	ledger_map_put(&l->order_cache, id, n, st.version, st.merchant);
 }
 
-/* The order's state as of the batch being built: that batch, the one in
- * flight, the cache, the store. (The cache may be cleared at any time, so
- * the two batches come first: their states are not stored yet.) */
+/* The order's state as of the batch being built: the cache, the batch,
+ * the one in flight, the store. Every append writes its order's state
+ * through to the cache, so a cached state is the newest; the cache may be
+ * cleared at any time, though, and the two batches hold states that are
+ * not stored yet. */
 static struct order_state order_state_load(wb_ledger *l, const char *id,
 					   size_t n)
 {
-	const struct ledger_map_slot *s = ledger_map_get(&l->cur->orders, id, n);
+	const struct ledger_map_slot *s = ledger_map_get(&l->order_cache, id, n);
+	if (!s)
+		s = ledger_map_get(&l->cur->orders, id, n);
 	if (!s)
 		s = ledger_map_get(&other(l)->orders, id, n);
-	if (!s)
-		s = ledger_map_get(&l->order_cache, id, n);
 	if (s)
 		return (struct order_state){s->val, s->aux};
 	uint8_t key[INDEX_KEY_MAX];
@@ -442,10 +444,9 @@ wb_err wb_ledger_batch_add(wb_ledger *l, int32_t partition,
 	wb_buf_append(&b->arena, v->order_id.p, v->order_id.n);
 	wb_buf_putc(&b->arena, 0);
 
-	uint8_t loc[DEDUPE_V2_LEN], okey[INDEX_KEY_MAX], dkey[INDEX_KEY_MAX];
+	uint8_t loc[DEDUPE_LOC_LEN], okey[INDEX_KEY_MAX];
 	be32(loc, (uint32_t)partition);
 	be64(loc + 4, (uint64_t)e.seq);
-	be64(loc + DEDUPE_LOC_LEN, identity);
 	/* the log record itself is put when the batch is sealed, in key
 	 * order (see seal) */
 	/* order ids are capped at 256 bytes by wb_event_check */
@@ -455,11 +456,9 @@ wb_err wb_ledger_batch_add(wb_ledger *l, int32_t partition,
 	be64(okey + ol + 1, (uint64_t)version);
 	rocksdb_writebatch_put_cf(b->wb, l->cf[CF_BY_ORDER], (char *)okey,
 				  ol + 9, (char *)loc, DEDUPE_LOC_LEN);
-	size_t dl = hashed_key(dkey, v->event_id.p, v->event_id.n);
-	rocksdb_writebatch_put_cf(b->wb, l->cf[CF_DEDUPE], (char *)dkey, dl,
-				  (char *)loc, DEDUPE_V2_LEN);
 	b->nputs += 3;
-	/* the order's state is written once per batch, when sealed */
+	/* the dedupe key and the order's state (once per batch) are written
+	 * when the batch is sealed, in key order */
 	ledger_map_put(&b->orders, v->order_id.p, v->order_id.n, version,
 		       merchant);
 	ledger_map_put(&b->ids, v->event_id.p, v->event_id.n,
@@ -602,6 +601,36 @@ void wb_ledger_committed_entry(const wb_ledger *l, size_t i,
 
 /* ---- committing ------------------------------------------------------- */
 
+static const struct ledger_map *sort_map; /* qsort has no context argument */
+
+static int slot_cmp(const void *a, const void *b)
+{
+	const struct ledger_map_slot *x = *(const struct ledger_map_slot *const *)a;
+	const struct ledger_map_slot *y = *(const struct ledger_map_slot *const *)b;
+	if (x->hash != y->hash)
+		return x->hash < y->hash ? -1 : 1;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(sort_map->keys.data + x->off, sort_map->keys.data + y->off, n);
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* The used slots of m in the order of their hashed keys (hash, then id):
+ * inserted in that order, each lands near the previous one in the
+ * family's skiplist, which RocksDB finds from there instead of searching
+ * from the top. Malloc'ed; the caller frees it. */
+static const struct ledger_map_slot **sorted_slots(const struct ledger_map *m)
+{
+	const struct ledger_map_slot **v = wb_xmalloc((m->n ? m->n : 1) * sizeof(*v));
+	size_t n = 0;
+	for (size_t i = 0; i < m->cap; i++)
+		if (ledger_map_used(m, &m->slots[i]))
+			v[n++] = &m->slots[i];
+	assert(n == m->n);
+	sort_map = m;
+	qsort(v, n, sizeof(*v), slot_cmp);
+	return v;
+}
+
 /* Adds the once-per-batch records: order states, offsets, chain heads and
  * outbox cursors. */
 static void seal(wb_ledger *l, struct batch *b)
@@ -625,10 +654,9 @@ static void seal(wb_ledger *l, struct batch *b)
 				e->entry_len);
 		}
 	}
-	for (size_t i = 0; i < b->orders.cap; i++) {
-		const struct ledger_map_slot *o = &b->orders.slots[i];
-		if (!ledger_map_used(&b->orders, o))
-			continue;
+	const struct ledger_map_slot **sorted = sorted_slots(&b->orders);
+	for (size_t i = 0; i < b->orders.n; i++) {
+		const struct ledger_map_slot *o = sorted[i];
 		uint8_t state[ORDER_STATE_V2_LEN] = {ORDER_STATE_V2};
 		uint8_t key[INDEX_KEY_MAX];
 		be64(state + 1, (uint64_t)o->val);
@@ -638,6 +666,21 @@ static void seal(wb_ledger *l, struct batch *b)
 		rocksdb_writebatch_put_cf(b->wb, l->cf[CF_ORDERS], (char *)key,
 					  kl, (char *)state, sizeof(state));
 	}
+	free(sorted);
+	sorted = sorted_slots(&b->ids);
+	for (size_t i = 0; i < b->ids.n; i++) {
+		const struct ledger_map_slot *d = sorted[i];
+		const struct batch_entry *e = &b->entries[d->val];
+		uint8_t loc[DEDUPE_V2_LEN], key[INDEX_KEY_MAX];
+		be32(loc, (uint32_t)e->partition);
+		be64(loc + 4, (uint64_t)e->seq);
+		be64(loc + DEDUPE_LOC_LEN, d->aux);
+		size_t kl = hashed_key(
+			key, (const char *)b->ids.keys.data + d->off, d->len);
+		rocksdb_writebatch_put_cf(b->wb, l->cf[CF_DEDUPE], (char *)key,
+					  kl, (char *)loc, sizeof(loc));
+	}
+	free(sorted);
 	for (size_t i = 0; i < b->noffsets; i++) {
 		struct staged_offset *s = &b->offsets[i];
 		uint8_t key[200], val[8];

@@ -144,11 +144,10 @@ static inline uint64_t rd64(const uint8_t *p)
 }
 
 /* Keys of the index families (dedupe, orders, by_order) start with an
- * 8-byte hash of the id: RocksDB can then keep those families in a hashed
- * memtable, where an insert touches one small bucket instead of walking a
- * skiplist of the whole memtable (random-key skiplist inserts were most of
- * the commit thread's time). The id follows in full, so a hash collision
- * costs nothing but a shared bucket. */
+ * 8-byte hash of the id, so a batch can put them in key order by sorting
+ * its own hash-map slots (ledger_batch.c: seal), and the hash is the
+ * prefix for RocksDB's prefix bloom filters. The id follows in full, so a
+ * hash collision costs nothing but a neighbour. (Store formats 2 and 3.) */
 #define KEY_HASH_LEN 8
 #define INDEX_KEY_MAX (KEY_HASH_LEN + 256 + 1 + 8)
 
