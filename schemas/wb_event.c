@@ -113,29 +113,70 @@ wb_err wb_event_check(const struct wb_event_view *v, char *msg,
 	return WB_OK;
 }
 
-static bool get_str(struct wb_avro_reader *r, struct wb_slice *s)
+/* Reads a string; NULL, or what is wrong with it. */
+static const char *get_str(struct wb_avro_reader *r, struct wb_slice *s)
 {
 	const uint8_t *p;
 	size_t n;
-	if (!wb_avro_get_bytes(r, &p, &n) || !wb_utf8_valid(p, n) ||
-	    memchr(p, '\0', n))
-		return false;
+	if (!wb_avro_get_bytes(r, &p, &n))
+		return "truncated, or a bad length";
+	if (!wb_utf8_valid(p, n))
+		return "invalid UTF-8";
+	if (memchr(p, '\0', n))
+		return "a NUL byte";
 	s->p = (const char *)p;
 	s->n = n;
-	return true;
+	return NULL;
 }
 
-static bool get_opt_str(struct wb_avro_reader *r, struct wb_slice *s)
+/* Reads a ["null","string"] union; NULL, or what is wrong with it. */
+static const char *get_opt_str(struct wb_avro_reader *r, struct wb_slice *s)
 {
 	int64_t branch;
 	if (!wb_avro_get_long(r, &branch))
-		return false;
+		return "truncated, or a bad union branch";
 	if (branch == 0) {
 		s->p = NULL;
 		s->n = 0;
-		return true;
+		return NULL;
 	}
-	return branch == 1 && get_str(r, s);
+	if (branch != 1)
+		return "union branch out of range";
+	return get_str(r, s);
+}
+
+/* Reads the envelope's fields before the payload; on failure names the
+ * field and the problem. */
+static wb_err read_envelope(struct wb_avro_reader *r, struct wb_event_view *v,
+			    char *msg, size_t msglen)
+{
+	struct {
+		const char *name;
+		struct wb_slice *s;
+	} strs[] = {{"event_id", &v->event_id}, {"merchant", &v->merchant},
+		    {"order_id", &v->order_id},  {"channel", &v->channel},
+		    {"type", &v->type}};
+	const char *bad = NULL, *field = NULL;
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]) && !bad; i++)
+		if ((bad = get_str(r, strs[i].s)))
+			field = strs[i].name;
+	int64_t *times[] = {&v->source_time, &v->ingest_time};
+	for (int i = 0; i < 2 && !bad; i++) {
+		if (!wb_avro_get_long(r, times[i])) {
+			bad = "truncated, or a bad varint";
+			field = i ? "ingest_time" : "source_time";
+		}
+	}
+	if (!bad && (bad = get_str(r, &v->source)))
+		field = "source";
+	if (!bad && (bad = get_opt_str(r, &v->correlation_id)))
+		field = "correlation_id";
+	if (!bad && (bad = get_opt_str(r, &v->causation_id)))
+		field = "causation_id";
+	if (bad)
+		return wb_fail(msg, msglen, WB_EPARSE,
+			       "malformed OrderEvent: $.%s: %s", field, bad);
+	return WB_OK;
 }
 
 wb_err wb_event_peek(const uint8_t *body, size_t len, struct wb_event_view *v,
@@ -149,19 +190,13 @@ wb_err wb_event_peek(const uint8_t *body, size_t len, struct wb_event_view *v,
 	struct wb_avro_reader r = {body, body + len, true};
 	int64_t branch;
 	memset(v, 0, sizeof(*v));
-	bool ok = get_str(&r, &v->event_id) && get_str(&r, &v->merchant) &&
-		  get_str(&r, &v->order_id) && get_str(&r, &v->channel) &&
-		  get_str(&r, &v->type) &&
-		  wb_avro_get_long(&r, &v->source_time) &&
-		  wb_avro_get_long(&r, &v->ingest_time) &&
-		  get_str(&r, &v->source) &&
-		  get_opt_str(&r, &v->correlation_id) &&
-		  get_opt_str(&r, &v->causation_id) &&
-		  wb_avro_get_long(&r, &branch);
-	if (!ok)
+	wb_err erc = read_envelope(&r, v, msg, msglen);
+	if (erc)
+		return erc;
+	if (!wb_avro_get_long(&r, &branch))
 		return wb_fail(msg, msglen, WB_EPARSE,
-			       "malformed OrderEvent envelope (truncated, "
-			       "bad varint, invalid UTF-8 or a NUL byte)");
+			       "malformed OrderEvent: $.payload: truncated, "
+			       "or a bad union branch");
 	const struct wb_avro_node *u = root->sub[F_PAYLOAD];
 	if (branch < 0 || (uint64_t)branch >= u->n)
 		return wb_fail(msg, msglen, WB_EPARSE,

@@ -287,7 +287,8 @@ static void test_bad_avro(void)
 	wb_buf_reset(&t);
 	wb_avro_put_long(&t, (int64_t)1 << 40);
 	wb_buf_append(&t, "abc", 3);
-	ok(wb_event_peek(t.data, t.len, &v, msg, sizeof(msg)) == WB_EPARSE,
+	ok(wb_event_peek(t.data, t.len, &v, msg, sizeof(msg)) == WB_EPARSE &&
+		   strstr(msg, "$.event_id: truncated, or a bad length"),
 	   "hostile length rejected without allocating: %s", msg);
 	json_t *out = NULL;
 	ok(wb_avro_decode(WB_SCHEMA_ORDER_EVENT, t.data, t.len, &out, msg,
@@ -297,8 +298,23 @@ static void test_bad_avro(void)
 	/* invalid UTF-8 in a string */
 	wb_buf_reset(&t);
 	wb_avro_put_bytes(&t, "\xff\xfe", 2);
-	ok(wb_event_peek(t.data, t.len, &v, msg, sizeof(msg)) == WB_EPARSE,
+	ok(wb_event_peek(t.data, t.len, &v, msg, sizeof(msg)) == WB_EPARSE &&
+		   strstr(msg, "$.event_id: invalid UTF-8"),
 	   "invalid UTF-8: %s", msg);
+
+	/* the envelope error names the field: the body cut inside the
+	 * merchant string */
+	json_t *ev2 = base_event();
+	wb_buf_reset(&t);
+	ok(wb_avro_encode(WB_SCHEMA_ORDER_EVENT, ev2, &t, msg, sizeof(msg)) ==
+		   WB_OK,
+	   "encode for the cut tests");
+	json_decref(ev2);
+	size_t id_len = 1 + (size_t)(t.data[0] >> 1); /* varint + event_id */
+	ok(wb_event_peek(t.data, id_len + 2, &v, msg, sizeof(msg)) ==
+			   WB_EPARSE &&
+		   strstr(msg, "$.merchant: truncated"),
+	   "cut in the merchant: %s", msg);
 
 	/* a NUL byte in a string: a JSON line could not carry it back */
 	json_t *nul = base_event();
