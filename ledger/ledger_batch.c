@@ -601,23 +601,24 @@ void wb_ledger_committed_entry(const wb_ledger *l, size_t i,
 
 /* ---- committing ------------------------------------------------------- */
 
-static const struct ledger_map *sort_map; /* qsort has no context argument */
-
-static int slot_cmp(const void *a, const void *b)
+static int slot_cmp(const void *a, const void *b, void *map)
 {
+	const struct ledger_map *m = map;
 	const struct ledger_map_slot *x = *(const struct ledger_map_slot *const *)a;
 	const struct ledger_map_slot *y = *(const struct ledger_map_slot *const *)b;
 	if (x->hash != y->hash)
 		return x->hash < y->hash ? -1 : 1;
 	size_t n = x->len < y->len ? x->len : y->len;
-	int c = memcmp(sort_map->keys.data + x->off, sort_map->keys.data + y->off, n);
+	int c = memcmp(m->keys.data + x->off, m->keys.data + y->off, n);
 	return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
 /* The used slots of m in the order of their hashed keys (hash, then id):
  * inserted in that order, each lands near the previous one in the
  * family's skiplist, which RocksDB finds from there instead of searching
- * from the top. Malloc'ed; the caller frees it. */
+ * from the top. (A slot stores hash 0 as 1, so that one key may sit out
+ * of place: it costs a longer search, nothing else.) Malloc'ed; the
+ * caller frees it. */
 static const struct ledger_map_slot **sorted_slots(const struct ledger_map *m)
 {
 	const struct ledger_map_slot **v = wb_xmalloc((m->n ? m->n : 1) * sizeof(*v));
@@ -626,8 +627,7 @@ static const struct ledger_map_slot **sorted_slots(const struct ledger_map *m)
 		if (ledger_map_used(m, &m->slots[i]))
 			v[n++] = &m->slots[i];
 	assert(n == m->n);
-	sort_map = m;
-	qsort(v, n, sizeof(*v), slot_cmp);
+	qsort_r(v, n, sizeof(*v), slot_cmp, (void *)m);
 	return v;
 }
 
