@@ -1399,11 +1399,11 @@ static int hex_value(unsigned char c)
 	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* A string at z->p ('"'). allow_u: also \uXXXX escapes, except U+0000
- * and surrogates, which make the scan hand the body to jansson (valid in
- * pairs, and jansson decodes them). Keys compared
- * by their bytes are scanned without them, so "\u0069d" is never taken
- * for anything but what jansson makes of it. */
+/* A string at z->p ('"'). allow_u: also \u escapes (four hex digits),
+ * except U+0000 and surrogates, which make the scan hand the body to
+ * jansson (valid in pairs, and jansson decodes them). Keys compared by
+ * their bytes are scanned without them, so "\u0069d" is never taken for
+ * anything but what jansson makes of it. */
 static bool scan_string(struct scan *z, bool allow_u)
 {
 	const unsigned char *p = z->p + 1, *e = z->end;

@@ -947,6 +947,18 @@ static enum MHD_Result count_authz(void *cls, enum MHD_ValueKind kind,
 
 /* Authenticates r and applies the rate limit; false when an answer was
  * queued (*ret). */
+/* Refuses a request for its credentials: status with a WWW-Authenticate
+ * challenge (RFC 6750 3). Always false, for authorize's returns. */
+static bool refuse(wb_projector_http *h, struct MHD_Connection *c,
+		   struct req *r, unsigned status, const char *code,
+		   const char *challenge, const char *message,
+		   enum MHD_Result *ret)
+{
+	struct hdr hs[] = {{"WWW-Authenticate", challenge}, {NULL, NULL}};
+	*ret = send_error(h, c, r, status, code, message, hs);
+	return false;
+}
+
 static bool authorize(wb_projector_http *h, struct MHD_Connection *c,
 		      struct req *r, unsigned scope, enum MHD_Result *ret)
 {
@@ -955,39 +967,23 @@ static bool authorize(wb_projector_http *h, struct MHD_Connection *c,
 	 * more than one credential is an invalid_request, 400) */
 	unsigned n_authz = 0;
 	MHD_get_connection_values(c, MHD_HEADER_KIND, count_authz, &n_authz);
-	if (n_authz > 1) {
-		struct hdr hs[] = {
-			{"WWW-Authenticate",
-			 "Bearer realm=\"waybill\", error=\"invalid_request\""},
-			{NULL, NULL}};
-		*ret = send_error(h, c, r, 400, "bad_request",
-				  "more than one Authorization header", hs);
-		return false;
-	}
+	if (n_authz > 1)
+		return refuse(h, c, r, 400, "bad_request",
+			      "Bearer realm=\"waybill\", error=\"invalid_request\"",
+			      "more than one Authorization header", ret);
 	const char *authz = MHD_lookup_connection_value(
 		c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	const char *tok;
 	size_t len;
-	if (!authz || !wb_http_bearer(authz, &tok, &len)) {
-		struct hdr hs[] = {
-			{"WWW-Authenticate", "Bearer realm=\"waybill\""},
-			{NULL, NULL}};
-		*ret = send_error(h, c, r, 401, "unauthorized",
-				  "an Authorization: Bearer token is "
-				  "required",
-				  hs);
-		return false;
-	}
+	if (!authz || !wb_http_bearer(authz, &tok, &len))
+		return refuse(h, c, r, 401, "unauthorized",
+			      "Bearer realm=\"waybill\"",
+			      "an Authorization: Bearer token is required", ret);
 	struct wb_token *t = wb_tokens_find(tokens_get(h), tok, len);
-	if (!t) {
-		struct hdr hs[] = {
-			{"WWW-Authenticate",
-			 "Bearer realm=\"waybill\", error=\"invalid_token\""},
-			{NULL, NULL}};
-		*ret = send_error(h, c, r, 401, "unauthorized",
-				  "the bearer token is not valid", hs);
-		return false;
-	}
+	if (!t)
+		return refuse(h, c, r, 401, "unauthorized",
+			      "Bearer realm=\"waybill\", error=\"invalid_token\"",
+			      "the bearer token is not valid", ret);
 	if (!(t->scopes & scope)) {
 		const char *need = scope == WB_SCOPE_ACT ? "act" : "read";
 		char www[96];
@@ -995,11 +991,9 @@ static bool authorize(wb_projector_http *h, struct MHD_Connection *c,
 			 "Bearer realm=\"waybill\", "
 			 "error=\"insufficient_scope\", scope=\"%s\"",
 			 need);
-		struct hdr hs[] = {{"WWW-Authenticate", www}, {NULL, NULL}};
 		char m[64];
 		snprintf(m, sizeof(m), "the token lacks the %s scope", need);
-		*ret = send_error(h, c, r, 403, "forbidden", m, hs);
-		return false;
+		return refuse(h, c, r, 403, "forbidden", www, m, ret);
 	}
 	int64_t retry_ms = 0;
 	pthread_mutex_lock(&t->lock);
